@@ -1,0 +1,64 @@
+//! Adam over a parameter store, with per-parameter moment buffers on the parameters' device.
+
+use cagem_kernels::Real;
+use cagem_kernels::adam::{AdamStep, step};
+
+use crate::graph::Gradients;
+use crate::param::{ParamId, ParamStore};
+use crate::tensor::Tensor;
+
+/// Adam's state: the step count and first/second moments per parameter.
+pub struct Adam<T: Real> {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Steps taken so far.
+    pub t: u64,
+    moments: Vec<Option<(Tensor<T>, Tensor<T>)>>,
+}
+
+impl<T: Real> Adam<T> {
+    /// The usual defaults: β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+    pub fn new() -> Self {
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, moments: Vec::new() }
+    }
+
+    /// One update of every parameter that has a gradient, with learning rate `lr`.
+    pub fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64) {
+        self.t += 1;
+        let h = AdamStep { lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, t: self.t };
+        if self.moments.len() < store.len() {
+            self.moments.resize_with(store.len(), || None);
+        }
+        let mut updates: Vec<(ParamId, &Tensor<T>)> = grads.params().collect();
+        updates.sort_by_key(|(id, _)| *id);
+        for (id, g) in updates {
+            let p = store.get_mut(id);
+            assert_eq!(p.shape(), g.shape(), "adam: gradient shape of parameter {}", id.0);
+            let (m, v) = self.moments[id.0].get_or_insert_with(|| {
+                let d = p.device();
+                (Tensor::zeros(&d, p.rows(), p.cols()), Tensor::zeros(&d, p.rows(), p.cols()))
+            });
+            step(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut());
+        }
+    }
+
+    /// The moment tensors of a parameter, if it has been updated (for checkpoints).
+    pub fn moments(&self, id: ParamId) -> Option<(&Tensor<T>, &Tensor<T>)> {
+        self.moments.get(id.0).and_then(|m| m.as_ref()).map(|(a, b)| (a, b))
+    }
+
+    /// Restores a parameter's moments (from a checkpoint).
+    pub fn set_moments(&mut self, id: ParamId, m: Tensor<T>, v: Tensor<T>) {
+        if self.moments.len() <= id.0 {
+            self.moments.resize_with(id.0 + 1, || None);
+        }
+        self.moments[id.0] = Some((m, v));
+    }
+}
+
+impl<T: Real> Default for Adam<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,94 @@
+//! Batch normalisation (+ ReLU) as a graph op. Training mode normalises with the batch's
+//! statistics and may update running averages; inference mode uses the running averages.
+
+use cagem_kernels::Real;
+use cagem_kernels::batchnorm::{BnAffine, BnGrads, BnStats, RunningStats, backward, forward_eval, forward_train};
+
+use crate::graph::{Backward, BackwardCx, Graph, Var};
+use crate::tensor::Tensor;
+
+/// Which statistics a batch-norm layer normalises with.
+pub enum BnMode<'a, T: Real> {
+    /// Batch statistics; with `running`, also fold them into these running averages.
+    Train { running: Option<(&'a mut Tensor<T>, &'a mut Tensor<T>)>, momentum: f64 },
+    /// Running statistics (mean, variance).
+    Eval { mean: &'a Tensor<T>, var: &'a Tensor<T> },
+}
+
+impl<T: Real> Graph<T> {
+    /// y = [ReLU](γ·(x − μ)/√(σ² + ε) + β) per column.
+    pub fn batch_norm(&mut self, x: Var, gamma: Var, beta: Var, mode: BnMode<'_, T>, eps: f64, relu: bool) -> Var {
+        let (rows, cols) = self.shape(x);
+        assert_eq!(self.shape(gamma), (1, cols), "batch_norm: gamma shape");
+        assert_eq!(self.shape(beta), (1, cols), "batch_norm: beta shape");
+        let mut y = self.alloc(rows, cols);
+        let affine = BnAffine { gamma: self.value(gamma).buf(), beta: self.value(beta).buf(), eps, relu };
+        let stats = match mode {
+            BnMode::Train { running, momentum } => {
+                let mut mean = self.alloc(1, cols);
+                let mut rstd = self.alloc(1, cols);
+                let running = running.map(|(m, v)| RunningStats { mean: m.buf_mut(), var: v.buf_mut(), momentum });
+                forward_train(
+                    rows,
+                    cols,
+                    self.value(x).buf(),
+                    affine,
+                    y.buf_mut(),
+                    mean.buf_mut(),
+                    rstd.buf_mut(),
+                    running,
+                );
+                Saved::Batch { mean, rstd }
+            }
+            BnMode::Eval { mean, var } => {
+                forward_eval(rows, cols, self.value(x).buf(), affine, mean.buf(), var.buf(), y.buf_mut());
+                Saved::Running { mean: mean.clone(), var: var.clone() }
+            }
+        };
+        self.record(y, &[x, gamma, beta], BatchNormBackward { x, gamma, beta, stats, eps, relu })
+    }
+}
+
+enum Saved<T: Real> {
+    Batch { mean: Tensor<T>, rstd: Tensor<T> },
+    Running { mean: Tensor<T>, var: Tensor<T> },
+}
+
+struct BatchNormBackward<T: Real> {
+    x: Var,
+    gamma: Var,
+    beta: Var,
+    stats: Saved<T>,
+    eps: f64,
+    relu: bool,
+}
+
+impl<T: Real> Backward<T> for BatchNormBackward<T> {
+    fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
+        let (rows, cols) = g.shape();
+        let (x, gamma, beta) = (cx.value(self.x).clone(), cx.value(self.gamma).clone(), cx.value(self.beta).clone());
+        let mut sx = cx.slot(self.x);
+        let mut sg = cx.slot(self.gamma);
+        let mut sb = cx.slot(self.beta);
+        let stats = match &self.stats {
+            Saved::Batch { mean, rstd } => BnStats::Batch { mean: mean.buf(), rstd: rstd.buf() },
+            Saved::Running { mean, var } => BnStats::Running { mean: mean.buf(), var: var.buf() },
+        };
+        backward(
+            rows,
+            cols,
+            g.buf(),
+            x.buf(),
+            BnAffine { gamma: gamma.buf(), beta: beta.buf(), eps: self.eps, relu: self.relu },
+            stats,
+            BnGrads {
+                dx: sx.as_mut().map(|s| s.out()),
+                dgamma: sg.as_mut().map(|s| s.out()),
+                dbeta: sb.as_mut().map(|s| s.out()),
+            },
+        );
+        cx.put(sx);
+        cx.put(sg);
+        cx.put(sb);
+    }
+}

@@ -1,0 +1,81 @@
+//! Dense layers: out = Σᵢ xᵢ·Wᵢ (+ b). Several (x, W) terms accumulate into one output, which is
+//! how a layer over concatenated inputs runs without concatenating them (W·[x; z] = Wₓx + W_z z).
+//! A bias is written first and the products accumulate onto it, so it costs no extra pass.
+//!
+//! Backward: dxᵢ = g·Wᵢᵀ, dWᵢ = xᵢᵀ·g (strided operands, no transposing copies), db = Σ_rows g.
+
+use cagem_kernels::broadcast::{fold_rows, tile_rows};
+use cagem_kernels::gemm::{GemmShape, Trans, gemm};
+use cagem_kernels::{GradOut, Real};
+
+use crate::graph::{Backward, BackwardCx, Graph, Var};
+use crate::tensor::Tensor;
+
+impl<T: Real> Graph<T> {
+    /// x·W.
+    pub fn matmul(&mut self, x: Var, w: Var) -> Var {
+        self.linear(&[(x, w)], None)
+    }
+
+    /// Σᵢ xᵢ·Wᵢ + b. All xᵢ have the same number of rows; b is 1 × out.
+    pub fn linear(&mut self, terms: &[(Var, Var)], bias: Option<Var>) -> Var {
+        assert!(!terms.is_empty(), "linear with no terms");
+        let rows = self.shape(terms[0].0).0;
+        let out_cols = self.shape(terms[0].1).1;
+        for &(x, w) in terms {
+            let ((xr, xc), (wr, wc)) = (self.shape(x), self.shape(w));
+            assert_eq!(xr, rows, "linear: inputs have different numbers of rows");
+            assert_eq!(xc, wr, "linear: input width {xc} does not match weight rows {wr}");
+            assert_eq!(wc, out_cols, "linear: weights have different output widths");
+        }
+        let mut out = self.alloc(rows, out_cols);
+        let mut accumulate = false;
+        if let Some(b) = bias {
+            assert_eq!(self.shape(b), (1, out_cols), "linear: bias shape");
+            tile_rows(out_cols, self.value(b).buf(), T::one(), GradOut::new(out.buf_mut(), false));
+            accumulate = true;
+        }
+        for &(x, w) in terms {
+            let (xv, wv) = (self.value(x), self.value(w));
+            let s = GemmShape::new(rows, out_cols, xv.cols(), Trans::N, Trans::N);
+            gemm(s, xv.buf(), wv.buf(), out.buf_mut(), accumulate);
+            accumulate = true;
+        }
+        let mut inputs: Vec<Var> = terms.iter().flat_map(|&(x, w)| [x, w]).collect();
+        inputs.extend(bias);
+        self.record(out, &inputs, LinearBackward { terms: terms.to_vec(), bias })
+    }
+}
+
+struct LinearBackward {
+    terms: Vec<(Var, Var)>,
+    bias: Option<Var>,
+}
+
+impl<T: Real> Backward<T> for LinearBackward {
+    fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
+        let (rows, out_cols) = g.shape();
+        for &(x, w) in &self.terms {
+            let in_cols = cx.value(x).cols();
+            if cx.wants(x) {
+                let wv = cx.value(w).clone();
+                cx.accumulate(x, |dx| {
+                    let acc = dx.accumulate;
+                    let s = GemmShape::new(rows, in_cols, out_cols, Trans::N, Trans::T);
+                    gemm(s, g.buf(), wv.buf(), dx.buf, acc);
+                });
+            }
+            if cx.wants(w) {
+                let xv = cx.value(x).clone();
+                cx.accumulate(w, |dw| {
+                    let acc = dw.accumulate;
+                    let s = GemmShape::new(in_cols, out_cols, rows, Trans::T, Trans::N);
+                    gemm(s, xv.buf(), g.buf(), dw.buf, acc);
+                });
+            }
+        }
+        if let Some(b) = self.bias {
+            cx.accumulate(b, |db| fold_rows(out_cols, g.buf(), db));
+        }
+    }
+}

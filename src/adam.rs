@@ -1,0 +1,67 @@
+//! The Adam update (Kingma & Ba), in place, with bias correction:
+//!   m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − lr·m̂/(√v̂ + ε),
+//!   m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ), t = 1, 2, … the step number.
+
+use crate::buffer::Buffer;
+use crate::real::Real;
+
+/// Hyper-parameters of one Adam step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// 1-based step number, for bias correction.
+    pub t: u64,
+}
+
+impl AdamStep {
+    /// The learning rate with both bias corrections folded in, and ε scaled to match:
+    /// p −= lr_t·m/(√v + ε_t) with lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), ε_t = ε·√(1−β₂ᵗ).
+    pub fn corrected(&self) -> (f64, f64) {
+        let t = self.t.max(1) as i32;
+        let c1 = 1.0 - self.beta1.powi(t);
+        let c2 = (1.0 - self.beta2.powi(t)).sqrt();
+        (self.lr * c2 / c1, self.eps * c2)
+    }
+}
+
+pub fn step<T: Real>(h: AdamStep, param: &mut Buffer<T>, grad: &Buffer<T>, m: &mut Buffer<T>, v: &mut Buffer<T>) {
+    let n = param.len();
+    assert!(grad.len() == n && m.len() == n && v.len() == n, "adam: length mismatch");
+    match param {
+        Buffer::Host(p) => cpu::step(h, p, grad.host(), m.host_mut(), v.host_mut()),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(p) => cuda::step(h, p, grad.cuda(), m.cuda_mut(), v.cuda_mut()),
+    }
+}
+
+pub mod cpu {
+    use super::AdamStep;
+    use crate::par::for_elems;
+    use crate::real::Real;
+
+    pub fn step<T: Real>(h: AdamStep, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        let (lr_t, eps_t) = h.corrected();
+        let (b1, b2) = (T::c(h.beta1), T::c(h.beta2));
+        let (lr_t, eps_t) = (T::c(lr_t), T::c(eps_t));
+        let mp = crate::broadcast::cpu::SendPtr(m.as_mut_ptr());
+        let vp = crate::broadcast::cpu::SendPtr(v.as_mut_ptr());
+        for_elems(p, 4, |start, ps| {
+            // SAFETY: m and v have p's length; chunks of p map to disjoint ranges of them.
+            let (ms, vs) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(mp.get().add(start), ps.len()),
+                    std::slice::from_raw_parts_mut(vp.get().add(start), ps.len()),
+                )
+            };
+            let gs = &g[start..start + ps.len()];
+            for (((p, &g), m), v) in ps.iter_mut().zip(gs).zip(ms).zip(vs) {
+                *m = b1 * *m + (T::one() - b1) * g;
+                *v = b2 * *v + (T::one() - b2) * g * g;
+                *p = *p - lr_t * *m / (v.sqrt() + eps_t);
+            }
+        });
+    }
+}

@@ -1,0 +1,376 @@
+//! Batch normalisation over the rows of a `rows × cols` matrix (statistics per column), fused
+//! with the ReLU that always follows it in the model's networks.
+//!
+//! Training mode normalises with the batch's own mean and (biased) variance, returns them for
+//! the backward pass, and optionally folds them into running averages (unbiased variance, as
+//! PyTorch does). Inference mode normalises with the running averages.
+//!
+//! Forward:  x̂ = (x − μ)·rstd, rstd = 1/√(σ² + ε);  y = max(0, γ·x̂ + β)  (max only with ReLU)
+//! Backward (batch statistics), with g' = g·[γ·x̂ + β > 0]:
+//!   dβ = Σᵣ g',  dγ = Σᵣ g'·x̂,  dx = γ·rstd·(g' − dβ/R − x̂·dγ/R)
+//! Backward (running statistics): dx = g'·γ·rstd_run, dγ and dβ as above with x̂ from the
+//! running statistics.
+
+use crate::buffer::{Buffer, GradOut};
+use crate::real::Real;
+
+/// The per-column affine part and options shared by all batch-norm kernels.
+pub struct BnAffine<'a, B: ?Sized> {
+    pub gamma: &'a B,
+    pub beta: &'a B,
+    pub eps: f64,
+    pub relu: bool,
+}
+
+/// Running averages updated in place by the training-mode forward pass.
+pub struct RunningStats<'a, B: ?Sized> {
+    pub mean: &'a mut B,
+    pub var: &'a mut B,
+    pub momentum: f64,
+}
+
+/// Training-mode forward: writes `y`, the batch `mean` and `rstd` (for backward), and updates
+/// `running` if given.
+pub fn forward_train<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    y: &mut Buffer<T>,
+    mean: &mut Buffer<T>,
+    rstd: &mut Buffer<T>,
+    running: Option<RunningStats<Buffer<T>>>,
+) {
+    check(rows, cols, x.len(), &affine);
+    match y {
+        Buffer::Host(y) => cpu::forward_train(
+            rows,
+            cols,
+            x.host(),
+            host_affine(&affine),
+            y,
+            mean.host_mut(),
+            rstd.host_mut(),
+            running.map(|r| RunningStats { mean: r.mean.host_mut(), var: r.var.host_mut(), momentum: r.momentum }),
+        ),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(y) => cuda::forward_train(
+            rows,
+            cols,
+            x.cuda(),
+            cuda_affine(&affine),
+            y,
+            mean.cuda_mut(),
+            rstd.cuda_mut(),
+            running.map(|r| RunningStats { mean: r.mean.cuda_mut(), var: r.var.cuda_mut(), momentum: r.momentum }),
+        ),
+    }
+}
+
+/// Inference-mode forward with running statistics.
+pub fn forward_eval<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    running_mean: &Buffer<T>,
+    running_var: &Buffer<T>,
+    y: &mut Buffer<T>,
+) {
+    check(rows, cols, x.len(), &affine);
+    match y {
+        Buffer::Host(y) => {
+            cpu::forward_eval(rows, cols, x.host(), host_affine(&affine), running_mean.host(), running_var.host(), y)
+        }
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(y) => {
+            cuda::forward_eval(rows, cols, x.cuda(), cuda_affine(&affine), running_mean.cuda(), running_var.cuda(), y)
+        }
+    }
+}
+
+/// The statistics a backward pass normalises with: the batch's (`rstd` = 1/√(σ²+ε)) or the
+/// running ones (`var` = σ², ε added inside).
+pub enum BnStats<'a, B: ?Sized> {
+    Batch { mean: &'a B, rstd: &'a B },
+    Running { mean: &'a B, var: &'a B },
+}
+
+/// The gradients a batch-norm backward pass may write (None: not needed).
+pub struct BnGrads<'a, B: ?Sized> {
+    pub dx: Option<GradOut<'a, B>>,
+    pub dgamma: Option<GradOut<'a, B>>,
+    pub dbeta: Option<GradOut<'a, B>>,
+}
+
+/// Backward of either mode.
+pub fn backward<T: Real>(
+    rows: usize,
+    cols: usize,
+    g: &Buffer<T>,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    stats: BnStats<Buffer<T>>,
+    grads: BnGrads<Buffer<T>>,
+) {
+    check(rows, cols, x.len(), &affine);
+    assert_eq!(g.len(), rows * cols, "batchnorm backward: gradient shape");
+    match g {
+        Buffer::Host(g) => cpu::backward(
+            rows,
+            cols,
+            g,
+            x.host(),
+            host_affine(&affine),
+            match stats {
+                BnStats::Batch { mean, rstd } => BnStats::Batch { mean: mean.host(), rstd: rstd.host() },
+                BnStats::Running { mean, var } => BnStats::Running { mean: mean.host(), var: var.host() },
+            },
+            BnGrads {
+                dx: grads.dx.map(GradOut::host),
+                dgamma: grads.dgamma.map(GradOut::host),
+                dbeta: grads.dbeta.map(GradOut::host),
+            },
+        ),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(g) => cuda::backward(
+            rows,
+            cols,
+            g,
+            x.cuda(),
+            cuda_affine(&affine),
+            match stats {
+                BnStats::Batch { mean, rstd } => BnStats::Batch { mean: mean.cuda(), rstd: rstd.cuda() },
+                BnStats::Running { mean, var } => BnStats::Running { mean: mean.cuda(), var: var.cuda() },
+            },
+            BnGrads {
+                dx: grads.dx.map(GradOut::cuda),
+                dgamma: grads.dgamma.map(GradOut::cuda),
+                dbeta: grads.dbeta.map(GradOut::cuda),
+            },
+        ),
+    }
+}
+
+fn check<T: Real>(rows: usize, cols: usize, len: usize, a: &BnAffine<Buffer<T>>) {
+    assert_eq!(len, rows * cols, "batchnorm: input has {len} elements, expected {rows}×{cols}");
+    assert_eq!(a.gamma.len(), cols, "batchnorm: gamma length");
+    assert_eq!(a.beta.len(), cols, "batchnorm: beta length");
+    assert!(rows > 0, "batchnorm over zero rows");
+}
+
+fn host_affine<'a, T: Real>(a: &BnAffine<'a, Buffer<T>>) -> BnAffine<'a, [T]> {
+    BnAffine { gamma: a.gamma.host(), beta: a.beta.host(), eps: a.eps, relu: a.relu }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_affine<'a, T: Real>(a: &BnAffine<'a, Buffer<T>>) -> BnAffine<'a, crate::cuda::CudaBuffer<T>> {
+    BnAffine { gamma: a.gamma.cuda(), beta: a.beta.cuda(), eps: a.eps, relu: a.relu }
+}
+
+pub mod cpu {
+    use super::{BnAffine, BnGrads, BnStats, RunningStats};
+    use crate::par::{for_row_chunks, map_reduce_rows};
+    use crate::real::Real;
+
+    /// Per-column (Σ d, Σ d²) with d = x − shift, accumulated in f64. Shifting by the first row
+    /// keeps the one-pass variance accurate when the mean is large against the spread.
+    fn shifted_moments<T: Real>(rows: usize, cols: usize, x: &[T], shift: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        map_reduce_rows(
+            rows,
+            cols,
+            |a, b| {
+                let mut s1 = vec![0.0f64; cols];
+                let mut s2 = vec![0.0f64; cols];
+                for row in x[a * cols..b * cols].chunks_exact(cols) {
+                    for (((s1, s2), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(row).zip(shift) {
+                        let d = v.as_f64() - sh;
+                        *s1 += d;
+                        *s2 += d * d;
+                    }
+                }
+                (s1, s2)
+            },
+            |(mut a1, mut a2), (b1, b2)| {
+                a1.iter_mut().zip(&b1).for_each(|(a, b)| *a += b);
+                a2.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+                (a1, a2)
+            },
+        )
+    }
+
+    /// y = max(0?, x·scale + shift) per column.
+    fn apply_affine<T: Real>(cols: usize, x: &[T], scale: &[T], shift: &[T], relu: bool, y: &mut [T]) {
+        for_row_chunks(y, cols, |row0, chunk| {
+            let xs = &x[row0 * cols..row0 * cols + chunk.len()];
+            for (yr, xr) in chunk.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
+                for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                    let v = x * a + b;
+                    *y = if relu && v < T::zero() { T::zero() } else { v };
+                }
+            }
+        });
+    }
+
+    pub fn forward_train<T: Real>(
+        rows: usize,
+        cols: usize,
+        x: &[T],
+        affine: BnAffine<[T]>,
+        y: &mut [T],
+        mean: &mut [T],
+        rstd: &mut [T],
+        running: Option<RunningStats<[T]>>,
+    ) {
+        let shift: Vec<f64> = x[..cols].iter().map(|v| v.as_f64()).collect();
+        let (s1, s2) = shifted_moments(rows, cols, x, &shift);
+        let n = rows as f64;
+        let mut scale = vec![T::zero(); cols];
+        let mut offset = vec![T::zero(); cols];
+        let mut var = vec![0.0f64; cols];
+        for j in 0..cols {
+            let m1 = s1[j] / n;
+            let mu = shift[j] + m1;
+            let v = (s2[j] / n - m1 * m1).max(0.0);
+            let r = 1.0 / (v + affine.eps).sqrt();
+            mean[j] = T::from_f64(mu);
+            rstd[j] = T::from_f64(r);
+            var[j] = v;
+            let a = affine.gamma[j].as_f64() * r;
+            scale[j] = T::from_f64(a);
+            offset[j] = T::from_f64(affine.beta[j].as_f64() - mu * a);
+        }
+        apply_affine(cols, x, &scale, &offset, affine.relu, y);
+        if let Some(run) = running {
+            let m = run.momentum;
+            let bessel = if rows > 1 { n / (n - 1.0) } else { 1.0 };
+            for j in 0..cols {
+                let rm = run.mean[j].as_f64();
+                let rv = run.var[j].as_f64();
+                run.mean[j] = T::from_f64((1.0 - m) * rm + m * mean[j].as_f64());
+                run.var[j] = T::from_f64((1.0 - m) * rv + m * var[j] * bessel);
+            }
+        }
+    }
+
+    pub fn forward_eval<T: Real>(
+        _rows: usize,
+        cols: usize,
+        x: &[T],
+        affine: BnAffine<[T]>,
+        running_mean: &[T],
+        running_var: &[T],
+        y: &mut [T],
+    ) {
+        let (scale, offset) = eval_affine(cols, &affine, running_mean, running_var);
+        apply_affine(cols, x, &scale, &offset, affine.relu, y);
+    }
+
+    /// (scale, shift) such that y = x·scale + shift with running statistics.
+    fn eval_affine<T: Real>(cols: usize, affine: &BnAffine<[T]>, rm: &[T], rv: &[T]) -> (Vec<T>, Vec<T>) {
+        (0..cols)
+            .map(|j| {
+                let a = affine.gamma[j].as_f64() / (rv[j].as_f64() + affine.eps).sqrt();
+                (T::from_f64(a), T::from_f64(affine.beta[j].as_f64() - rm[j].as_f64() * a))
+            })
+            .unzip()
+    }
+
+    pub fn backward<T: Real>(
+        rows: usize,
+        cols: usize,
+        g: &[T],
+        x: &[T],
+        affine: BnAffine<[T]>,
+        stats: BnStats<[T]>,
+        grads: BnGrads<[T]>,
+    ) {
+        // Per column: x̂ = (x − mean)·r, and the forward's y = x·scale + offset (for the mask).
+        let (mean, r): (Vec<f64>, Vec<f64>) = match stats {
+            BnStats::Batch { mean, rstd } => {
+                (mean.iter().map(|v| v.as_f64()).collect(), rstd.iter().map(|v| v.as_f64()).collect())
+            }
+            BnStats::Running { mean, var } => (
+                mean.iter().map(|v| v.as_f64()).collect(),
+                var.iter().map(|v| 1.0 / (v.as_f64() + affine.eps).sqrt()).collect(),
+            ),
+        };
+        let batch_stats = matches!(stats, BnStats::Batch { .. });
+        let scale: Vec<T> = (0..cols).map(|j| T::from_f64(affine.gamma[j].as_f64() * r[j])).collect();
+        let offset: Vec<T> =
+            (0..cols).map(|j| T::from_f64(affine.beta[j].as_f64() - mean[j] * scale[j].as_f64())).collect();
+        let mean_t: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
+        let r_t: Vec<T> = r.iter().map(|&v| T::from_f64(v)).collect();
+        let relu = affine.relu;
+        let masked = |gv: T, xv: T, a: T, b: T| -> T { if relu && xv * a + b < T::zero() { T::zero() } else { gv } };
+
+        // Pass 1: dβ = Σ g', dγ = Σ g'·x̂ (needed for dx in batch mode, or when asked for).
+        let need_sums = grads.dgamma.is_some() || grads.dbeta.is_some() || (batch_stats && grads.dx.is_some());
+        let (sum_g, sum_gx) = if need_sums {
+            map_reduce_rows(
+                rows,
+                cols,
+                |a, b| {
+                    let mut sg = vec![0.0f64; cols];
+                    let mut sgx = vec![0.0f64; cols];
+                    for (gr, xr) in
+                        g[a * cols..b * cols].chunks_exact(cols).zip(x[a * cols..b * cols].chunks_exact(cols))
+                    {
+                        for j in 0..cols {
+                            let gp = masked(gr[j], xr[j], scale[j], offset[j]);
+                            let xhat = (xr[j] - mean_t[j]) * r_t[j];
+                            sg[j] += gp.as_f64();
+                            sgx[j] += (gp * xhat).as_f64();
+                        }
+                    }
+                    (sg, sgx)
+                },
+                |(mut a1, mut a2), (b1, b2)| {
+                    a1.iter_mut().zip(&b1).for_each(|(a, b)| *a += b);
+                    a2.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+                    (a1, a2)
+                },
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        if let Some(mut db) = grads.dbeta {
+            for j in 0..cols {
+                db.put(j, T::from_f64(sum_g[j]));
+            }
+        }
+        if let Some(mut dg) = grads.dgamma {
+            for j in 0..cols {
+                dg.put(j, T::from_f64(sum_gx[j]));
+            }
+        }
+
+        // Pass 2: dx.
+        if let Some(dx) = grads.dx {
+            let n = rows as f64;
+            let (mean_g, mean_gx): (Vec<T>, Vec<T>) = if batch_stats {
+                (
+                    sum_g.iter().map(|&s| T::from_f64(s / n)).collect(),
+                    sum_gx.iter().map(|&s| T::from_f64(s / n)).collect(),
+                )
+            } else {
+                (vec![T::zero(); cols], vec![T::zero(); cols])
+            };
+            let acc = dx.accumulate;
+            for_row_chunks(dx.buf, cols, |row0, chunk| {
+                let off = row0 * cols;
+                let gs = &g[off..off + chunk.len()];
+                let xs = &x[off..off + chunk.len()];
+                for ((dr, gr), xr) in chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols))
+                {
+                    for j in 0..cols {
+                        let gp = masked(gr[j], xr[j], scale[j], offset[j]);
+                        let xhat = (xr[j] - mean_t[j]) * r_t[j];
+                        let v = scale[j] * (gp - mean_g[j] - xhat * mean_gx[j]);
+                        dr[j] = if acc { dr[j] + v } else { v };
+                    }
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Bernoulli log-likelihood from logits, summed over each row:
+//!   log p(x | l) = Σ_d x_d·l_d − softplus(l_d),  softplus(l) = max(l, 0) + ln(1 + e^{−|l|})
+//! (never through sigmoid then log). Backward: dl = g·(x − σ(l)).
+//! The targets x may have fewer rows than the logits (a divisor); row r reads x[r mod P].
+
+use crate::buffer::{Buffer, GradOut};
+use crate::real::Real;
+
+/// softplus(l) = ln(1 + e^l), stable for any l.
+#[inline(always)]
+pub fn softplus<T: Real>(l: T) -> T {
+    l.max(T::zero()) + (-l.abs()).exp().ln_1p()
+}
+
+/// σ(l), stable for any l.
+#[inline(always)]
+pub fn sigmoid<T: Real>(l: T) -> T {
+    if l >= T::zero() {
+        T::one() / (T::one() + (-l).exp())
+    } else {
+        let e = l.exp();
+        e / (T::one() + e)
+    }
+}
+
+pub fn loglik<T: Real>(cols: usize, logits: &Buffer<T>, x: &Buffer<T>, out: &mut Buffer<T>) {
+    assert_eq!(logits.len(), out.len() * cols, "bernoulli loglik: logits shape");
+    crate::check_broadcast(out.len(), cols, x.len(), "x");
+    match out {
+        Buffer::Host(o) => cpu::loglik(cols, logits.host(), x.host(), o),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(o) => cuda::loglik(cols, logits.cuda(), x.cuda(), o),
+    }
+}
+
+pub fn loglik_backward<T: Real>(
+    cols: usize,
+    g: &Buffer<T>,
+    logits: &Buffer<T>,
+    x: &Buffer<T>,
+    dlogits: GradOut<Buffer<T>>,
+) {
+    assert_eq!(logits.len(), g.len() * cols, "bernoulli loglik backward: shape");
+    assert_eq!(dlogits.buf.len(), logits.len(), "bernoulli loglik backward: output shape");
+    match &*dlogits.buf {
+        Buffer::Host(_) => cpu::loglik_backward(cols, g.host(), logits.host(), x.host(), dlogits.host()),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(_) => cuda::loglik_backward(cols, g.cuda(), logits.cuda(), x.cuda(), dlogits.cuda()),
+    }
+}
+
+pub mod cpu {
+    use super::{sigmoid, softplus};
+    use crate::buffer::GradOut;
+    use crate::par::{for_elems, for_row_chunks};
+    use crate::real::Real;
+
+    pub fn loglik<T: Real>(cols: usize, logits: &[T], x: &[T], out: &mut [T]) {
+        let px = x.len() / cols;
+        for_elems(out, cols, |r0, chunk| {
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let r = r0 + i;
+                let lr = &logits[r * cols..(r + 1) * cols];
+                let xr = &x[(r % px) * cols..(r % px + 1) * cols];
+                *o = lr.iter().zip(xr).map(|(&l, &x)| x * l - softplus(l)).sum();
+            }
+        });
+    }
+
+    pub fn loglik_backward<T: Real>(cols: usize, g: &[T], logits: &[T], x: &[T], dlogits: GradOut<[T]>) {
+        let px = x.len() / cols;
+        let acc = dlogits.accumulate;
+        for_row_chunks(dlogits.buf, cols, |row0, chunk| {
+            for (i, d) in chunk.chunks_exact_mut(cols).enumerate() {
+                let r = row0 + i;
+                let lr = &logits[r * cols..(r + 1) * cols];
+                let xr = &x[(r % px) * cols..(r % px + 1) * cols];
+                for ((d, &l), &x) in d.iter_mut().zip(lr).zip(xr) {
+                    let v = g[r] * (x - sigmoid(l));
+                    *d = if acc { *d + v } else { v };
+                }
+            }
+        });
+    }
+}

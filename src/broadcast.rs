@@ -1,0 +1,180 @@
+//! Repeating rows and folding them back: the broadcasts of the model.
+//!
+//! The exact sum over the cluster variable y runs the y-conditioned networks on K·B rows laid
+//! out cluster-major (row k·B + b is example b under cluster k). Per-example tensors (x, z1, the
+//! y-independent part of a first layer) are repeated with period B; a bias is a period-1 repeat.
+//!
+//! - `tile_rows`:  out[r] (=|+=) s·src[r mod P]
+//! - `add_tiled`:  out[r] = a[r] + b[r mod P]
+//! - `fold_rows`:  out[j] (=|+=) Σ_{r ≡ j (mod P)} g[r]   (the adjoint of tile_rows; P = 1 gives
+//!   column sums, e.g. a bias gradient)
+//! - `row_sums`:   out[r] = Σ_c x[r, c];  `tile_cols` is its adjoint: out[r, c] (=|+=) g[r]
+
+use crate::buffer::{Buffer, GradOut};
+use crate::real::Real;
+
+/// out (=|+=) s·src[r mod P] for every row r of out; `src` holds P rows of `cols`.
+pub fn tile_rows<T: Real>(cols: usize, src: &Buffer<T>, s: T, out: GradOut<Buffer<T>>) {
+    check_period(cols, src.len(), out.buf.len(), "tile_rows");
+    match &*out.buf {
+        Buffer::Host(_) => cpu::tile_rows(cols, src.host(), s, out.host()),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(_) => cuda::tile_rows(cols, src.cuda(), s, out.cuda()),
+    }
+}
+
+/// out[r] = a[r] + b[r mod P].
+pub fn add_tiled<T: Real>(cols: usize, a: &Buffer<T>, b: &Buffer<T>, out: &mut Buffer<T>) {
+    check_period(cols, b.len(), a.len(), "add_tiled");
+    assert_eq!(a.len(), out.len(), "add_tiled: output length");
+    match out {
+        Buffer::Host(o) => cpu::add_tiled(cols, a.host(), b.host(), o),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(o) => cuda::add_tiled(cols, a.cuda(), b.cuda(), o),
+    }
+}
+
+/// out[j] (=|+=) Σ_{r ≡ j mod P} g[r], with P = out rows.
+pub fn fold_rows<T: Real>(cols: usize, g: &Buffer<T>, out: GradOut<Buffer<T>>) {
+    check_period(cols, out.buf.len(), g.len(), "fold_rows");
+    match &*out.buf {
+        Buffer::Host(_) => cpu::fold_rows(cols, g.host(), out.host()),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(_) => cuda::fold_rows(cols, g.cuda(), out.cuda()),
+    }
+}
+
+/// out[r] = Σ_c x[r, c].
+pub fn row_sums<T: Real>(cols: usize, x: &Buffer<T>, out: &mut Buffer<T>) {
+    assert_eq!(x.len(), out.len() * cols, "row_sums: shape");
+    match out {
+        Buffer::Host(o) => cpu::row_sums(cols, x.host(), o),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(o) => cuda::row_sums(cols, x.cuda(), o),
+    }
+}
+
+/// out[r, c] (=|+=) s·g[r].
+pub fn tile_cols<T: Real>(cols: usize, g: &Buffer<T>, s: T, out: GradOut<Buffer<T>>) {
+    assert_eq!(out.buf.len(), g.len() * cols, "tile_cols: shape");
+    match &*out.buf {
+        Buffer::Host(_) => cpu::tile_cols(cols, g.host(), s, out.host()),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(_) => cuda::tile_cols(cols, g.cuda(), s, out.cuda()),
+    }
+}
+
+fn check_period(cols: usize, small: usize, big: usize, what: &str) {
+    assert!(cols > 0, "{what}: zero columns");
+    assert!(small % cols == 0 && big % cols == 0, "{what}: lengths not multiples of {cols} columns");
+    let (p, r) = (small / cols, big / cols);
+    assert!(p > 0 && r % p == 0, "{what}: {r} rows are not a whole number of repeats of {p} rows");
+}
+
+pub mod cpu {
+    use crate::buffer::GradOut;
+    use crate::par::{for_col_ranges, for_elems, for_row_chunks};
+    use crate::real::Real;
+
+    pub fn tile_rows<T: Real>(cols: usize, src: &[T], s: T, out: GradOut<[T]>) {
+        let p = src.len() / cols;
+        let acc = out.accumulate;
+        for_row_chunks(out.buf, cols, |row0, chunk| {
+            for (i, o) in chunk.chunks_exact_mut(cols).enumerate() {
+                let j = (row0 + i) % p;
+                let srow = &src[j * cols..(j + 1) * cols];
+                if acc {
+                    o.iter_mut().zip(srow).for_each(|(o, &v)| *o = *o + s * v);
+                } else {
+                    o.iter_mut().zip(srow).for_each(|(o, &v)| *o = s * v);
+                }
+            }
+        });
+    }
+
+    pub fn add_tiled<T: Real>(cols: usize, a: &[T], b: &[T], out: &mut [T]) {
+        let p = b.len() / cols;
+        for_row_chunks(out, cols, |row0, chunk| {
+            for (i, o) in chunk.chunks_exact_mut(cols).enumerate() {
+                let r = row0 + i;
+                let (arow, brow) = (&a[r * cols..(r + 1) * cols], &b[(r % p) * cols..(r % p + 1) * cols]);
+                o.iter_mut().zip(arow).zip(brow).for_each(|((o, &x), &y)| *o = x + y);
+            }
+        });
+    }
+
+    pub fn fold_rows<T: Real>(cols: usize, g: &[T], out: GradOut<[T]>) {
+        let p = out.buf.len() / cols;
+        let rows = g.len() / cols;
+        let acc = out.accumulate;
+        if p * 4 >= rows {
+            // Few repeats: parallel over output rows, each summing its own repeats.
+            for_row_chunks(out.buf, cols, |row0, chunk| {
+                for (i, o) in chunk.chunks_exact_mut(cols).enumerate() {
+                    let j = row0 + i;
+                    if !acc {
+                        o.fill(T::zero());
+                    }
+                    for r in (j..rows).step_by(p) {
+                        o.iter_mut().zip(&g[r * cols..(r + 1) * cols]).for_each(|(o, &v)| *o = *o + v);
+                    }
+                }
+            });
+        } else {
+            // Many repeats of few rows (a bias): parallel over column ranges.
+            let out_ptr = SendPtr(out.buf.as_mut_ptr());
+            for_col_ranges(rows, cols, |c0, c1| {
+                let w = c1 - c0;
+                let mut sums = vec![T::zero(); p * w];
+                for r in 0..rows {
+                    let s = &mut sums[(r % p) * w..(r % p + 1) * w];
+                    s.iter_mut().zip(&g[r * cols + c0..r * cols + c1]).for_each(|(s, &v)| *s = *s + v);
+                }
+                for j in 0..p {
+                    for c in 0..w {
+                        // SAFETY: column ranges are disjoint across tasks.
+                        unsafe {
+                            let d = out_ptr.get().add(j * cols + c0 + c);
+                            *d = if acc { *d + sums[j * w + c] } else { sums[j * w + c] };
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    pub fn row_sums<T: Real>(cols: usize, x: &[T], out: &mut [T]) {
+        for_elems(out, cols, |r0, chunk| {
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let r = r0 + i;
+                *o = x[r * cols..(r + 1) * cols].iter().copied().sum();
+            }
+        });
+    }
+
+    pub fn tile_cols<T: Real>(cols: usize, g: &[T], s: T, out: GradOut<[T]>) {
+        let acc = out.accumulate;
+        for_row_chunks(out.buf, cols, |row0, chunk| {
+            for (i, o) in chunk.chunks_exact_mut(cols).enumerate() {
+                let v = s * g[row0 + i];
+                if acc {
+                    o.iter_mut().for_each(|o| *o = *o + v);
+                } else {
+                    o.fill(v);
+                }
+            }
+        });
+    }
+
+    /// A raw pointer that may cross threads; users guarantee disjoint access.
+    #[derive(Clone, Copy)]
+    pub(crate) struct SendPtr<T>(pub *mut T);
+    unsafe impl<T> Send for SendPtr<T> {}
+    unsafe impl<T> Sync for SendPtr<T> {}
+    impl<T> SendPtr<T> {
+        #[inline(always)]
+        pub fn get(self) -> *mut T {
+            self.0
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Memory that belongs to a device: host vectors (recycled through a pool) or CUDA allocations.
+//!
+//! A training step allocates the same few dozen shapes over and over. Fresh multi-megabyte host
+//! allocations cost page faults and zeroing on every step, so dropped host buffers go back to a
+//! per-type pool keyed by length and are handed out again with whatever they held. Every kernel
+//! writes all of its outputs; in debug builds recycled buffers are poisoned with NaN so a kernel
+//! that forgets an element fails its tests.
+
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+use crate::device::Device;
+use crate::real::Real;
+
+/// Host memory cached by the pool is capped (bytes) so that odd shapes cannot pile up forever.
+const HOST_POOL_CAP_BYTES: usize = 8 << 30;
+
+/// A cache of host vectors of one element type, keyed by exact length.
+pub struct HostPool<T> {
+    inner: Mutex<PoolInner<T>>,
+}
+
+struct PoolInner<T> {
+    free: BTreeMap<usize, Vec<Vec<T>>>,
+    cached_bytes: usize,
+}
+
+impl<T: Real> HostPool<T> {
+    pub const fn new() -> Self {
+        HostPool { inner: Mutex::new(PoolInner { free: BTreeMap::new(), cached_bytes: 0 }) }
+    }
+
+    fn take(&self, len: usize) -> Option<Vec<T>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = inner.free.get_mut(&len)?;
+        let v = bucket.pop()?;
+        inner.cached_bytes -= len * size_of::<T>();
+        Some(v)
+    }
+
+    fn give(&self, mut v: Vec<T>) {
+        let bytes = v.len() * size_of::<T>();
+        if bytes == 0 {
+            return;
+        }
+        if cfg!(debug_assertions) {
+            v.fill(T::nan());
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.cached_bytes + bytes > HOST_POOL_CAP_BYTES {
+            return; // dropped: the cap protects against unbounded growth
+        }
+        inner.cached_bytes += bytes;
+        inner.free.entry(v.len()).or_default().push(v);
+    }
+
+    /// Frees every cached buffer.
+    pub fn trim(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.free.clear();
+        inner.cached_bytes = 0;
+    }
+
+    /// Bytes currently cached (not in use).
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).cached_bytes
+    }
+}
+
+impl<T: Real> Default for HostPool<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A host vector that returns to its pool when dropped.
+pub struct HostBuffer<T: Real> {
+    data: Vec<T>,
+}
+
+impl<T: Real> HostBuffer<T> {
+    /// A buffer of `len` elements whose contents are unspecified (recycled values).
+    pub fn uninit(len: usize) -> Self {
+        let data = T::host_pool().take(len).unwrap_or_else(|| vec![T::zero(); len]);
+        HostBuffer { data }
+    }
+
+    pub fn zeros(len: usize) -> Self {
+        let mut b = Self::uninit(len);
+        b.data.fill(T::zero());
+        b
+    }
+
+    pub fn from_vec(data: Vec<T>) -> Self {
+        HostBuffer { data }
+    }
+
+    pub fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.data)
+    }
+}
+
+impl<T: Real> Drop for HostBuffer<T> {
+    fn drop(&mut self) {
+        T::host_pool().give(std::mem::take(&mut self.data));
+    }
+}
+
+impl<T: Real> Deref for HostBuffer<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.data
+    }
+}
+
+impl<T: Real> DerefMut for HostBuffer<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+}
+
+/// Device memory holding `len` elements of `T`.
+pub enum Buffer<T: Real> {
+    Host(HostBuffer<T>),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::CudaBuffer<T>),
+}
+
+impl<T: Real> Buffer<T> {
+    /// A buffer whose contents are unspecified; the caller overwrites every element.
+    pub fn uninit(device: &Device, len: usize) -> Self {
+        match device {
+            Device::Cpu => Buffer::Host(HostBuffer::uninit(len)),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => Buffer::Cuda(dev.alloc(len)),
+        }
+    }
+
+    pub fn zeros(device: &Device, len: usize) -> Self {
+        let mut b = Self::uninit(device, len);
+        b.fill(T::zero());
+        b
+    }
+
+    pub fn from_slice(device: &Device, data: &[T]) -> Self {
+        match device {
+            Device::Cpu => {
+                let mut b = HostBuffer::uninit(data.len());
+                b.copy_from_slice(data);
+                Buffer::Host(b)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => Buffer::Cuda(dev.upload(data)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::Host(b) => b.len(),
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Buffer::Host(_) => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(b) => Device::Cuda(b.device().clone()),
+        }
+    }
+
+    /// Copies the contents to a host vector (a device-to-host transfer on the GPU).
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            Buffer::Host(b) => b.to_vec(),
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(b) => b.download(),
+        }
+    }
+
+    /// Overwrites the contents from host memory of the same length.
+    pub fn copy_from_host(&mut self, src: &[T]) {
+        assert_eq!(self.len(), src.len(), "copy_from_host: length mismatch");
+        match self {
+            Buffer::Host(b) => b.copy_from_slice(src),
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(b) => b.upload_from(src),
+        }
+    }
+
+    /// A copy on the same device.
+    pub fn duplicate(&self) -> Self {
+        let mut out = Self::uninit(&self.device(), self.len());
+        crate::elementwise::copy(self, &mut out);
+        out
+    }
+
+    pub fn fill(&mut self, value: T) {
+        crate::elementwise::fill(self, value);
+    }
+
+    /// The host slice. Panics if the buffer lives on a GPU: callers dispatch on the device first.
+    pub fn host(&self) -> &[T] {
+        match self {
+            Buffer::Host(b) => b,
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(_) => panic!("host access to a CUDA buffer (missing device dispatch)"),
+        }
+    }
+
+    pub fn host_mut(&mut self) -> &mut [T] {
+        match self {
+            Buffer::Host(b) => b,
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(_) => panic!("host access to a CUDA buffer (missing device dispatch)"),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    pub fn cuda(&self) -> &crate::cuda::CudaBuffer<T> {
+        match self {
+            Buffer::Cuda(b) => b,
+            Buffer::Host(_) => panic!("CUDA access to a host buffer (missing device dispatch)"),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    pub fn cuda_mut(&mut self) -> &mut crate::cuda::CudaBuffer<T> {
+        match self {
+            Buffer::Cuda(b) => b,
+            Buffer::Host(_) => panic!("CUDA access to a host buffer (missing device dispatch)"),
+        }
+    }
+}
+
+impl<T: Real> std::fmt::Debug for Buffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Buffer<{}>[{} on {}]", T::NAME, self.len(), self.device().name())
+    }
+}
+
+/// Where a backward kernel writes one gradient: overwrite (`accumulate == false`, the first
+/// contribution; saves zero-filling) or add to what is there.
+pub struct GradOut<'a, B: ?Sized> {
+    pub buf: &'a mut B,
+    pub accumulate: bool,
+}
+
+impl<'a, T: Real> GradOut<'a, Buffer<T>> {
+    pub fn new(buf: &'a mut Buffer<T>, accumulate: bool) -> Self {
+        GradOut { buf, accumulate }
+    }
+
+    /// The host view of this gradient output.
+    pub fn host(self) -> GradOut<'a, [T]> {
+        GradOut { buf: self.buf.host_mut(), accumulate: self.accumulate }
+    }
+
+    #[cfg(feature = "cuda")]
+    pub fn cuda(self) -> GradOut<'a, crate::cuda::CudaBuffer<T>> {
+        GradOut { buf: self.buf.cuda_mut(), accumulate: self.accumulate }
+    }
+}
+
+impl<T: Real> GradOut<'_, [T]> {
+    /// Writes or adds `v` at `i`.
+    #[inline(always)]
+    pub fn put(&mut self, i: usize, v: T) {
+        if self.accumulate {
+            self.buf[i] = self.buf[i] + v;
+        } else {
+            self.buf[i] = v;
+        }
+    }
+}
+
+/// Row indices (cluster ids, labels, batch rows) on a device.
+pub enum Indices {
+    Host(Vec<u32>),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::CudaIndices),
+}
+
+impl Indices {
+    pub fn new(device: &Device, idx: &[u32]) -> Self {
+        match device {
+            Device::Cpu => Indices::Host(idx.to_vec()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => Indices::Cuda(dev.upload_indices(idx)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Indices::Host(v) => v.len(),
+            #[cfg(feature = "cuda")]
+            Indices::Cuda(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn host(&self) -> &[u32] {
+        match self {
+            Indices::Host(v) => v,
+            #[cfg(feature = "cuda")]
+            Indices::Cuda(_) => panic!("host access to CUDA indices (missing device dispatch)"),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    pub fn cuda(&self) -> &crate::cuda::CudaIndices {
+        match self {
+            Indices::Cuda(v) => v,
+            Indices::Host(_) => panic!("CUDA access to host indices (missing device dispatch)"),
+        }
+    }
+
+    /// The indices as a host vector (a transfer on the GPU).
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            Indices::Host(v) => v.clone(),
+            #[cfg(feature = "cuda")]
+            Indices::Cuda(v) => v.download(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! CUDA backend (work in progress in this session).

@@ -1,0 +1,113 @@
+//! Where tensors live and kernels run: the CPU (rayon) or one CUDA GPU.
+
+use std::fmt;
+#[cfg(feature = "cuda")]
+use std::sync::Arc;
+
+/// A compute device. Cloning is cheap (the CUDA variant is reference-counted).
+#[derive(Clone)]
+pub enum Device {
+    Cpu,
+    #[cfg(feature = "cuda")]
+    Cuda(Arc<crate::cuda::CudaDevice>),
+}
+
+/// Why a device could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceError {
+    /// The name is neither `cpu` nor `cuda[:N]`.
+    Unknown(String),
+    /// `cuda` was asked for but this binary was built without the `cuda` feature.
+    CudaNotCompiled,
+    /// The CUDA driver library (libcuda) or cuBLAS could not be loaded.
+    NoDriver(String),
+    /// The driver loaded but reported no usable GPU, or initialisation failed.
+    Cuda(String),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::Unknown(s) => {
+                write!(f, "unknown device '{s}': expected 'cpu' or 'cuda' (or 'cuda:N')")
+            }
+            DeviceError::CudaNotCompiled => write!(
+                f,
+                "this cagem binary was built without CUDA support; rebuild with \
+                 `cargo build --release --features cuda` (needs nvcc, see scripts/install-nvcc.sh)"
+            ),
+            DeviceError::NoDriver(s) => write!(f, "no CUDA driver available: {s}"),
+            DeviceError::Cuda(s) => write!(f, "CUDA initialisation failed: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+impl Device {
+    /// Opens a device by name: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    pub fn open(name: &str) -> Result<Device, DeviceError> {
+        let name = name.trim().to_ascii_lowercase();
+        if name == "cpu" {
+            return Ok(Device::Cpu);
+        }
+        let ordinal = if name == "cuda" || name == "gpu" {
+            0
+        } else if let Some(n) = name.strip_prefix("cuda:") {
+            n.parse::<usize>().map_err(|_| DeviceError::Unknown(name.clone()))?
+        } else {
+            return Err(DeviceError::Unknown(name));
+        };
+        Self::open_cuda(ordinal)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn open_cuda(ordinal: usize) -> Result<Device, DeviceError> {
+        crate::cuda::CudaDevice::open(ordinal).map(Device::Cuda)
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn open_cuda(_ordinal: usize) -> Result<Device, DeviceError> {
+        Err(DeviceError::CudaNotCompiled)
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
+    }
+
+    /// A short human-readable name ("cpu", "cuda:0 (NVIDIA H100 …)").
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".to_string(),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(d) => d.name(),
+        }
+    }
+
+    /// Waits until all queued work on the device has finished (no-op on the CPU).
+    pub fn synchronize(&self) {
+        match self {
+            Device::Cpu => {}
+            #[cfg(feature = "cuda")]
+            Device::Cuda(d) => d.synchronize(),
+        }
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            #[cfg(feature = "cuda")]
+            (Device::Cuda(a), Device::Cuda(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "cuda")]
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}

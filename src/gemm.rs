@@ -1,0 +1,103 @@
+//! Matrix products. Never hand-written: the `gemm` crate on the CPU (strided operands, so
+//! transposes cost no copies), cuBLAS on the GPU.
+//!
+//! Every matrix is row-major and contiguous as stored; `Trans::T` reads the stored matrix
+//! transposed. The model needs NN (forward: X·W), NT (dX = dY·Wᵀ) and TN (dW = Xᵀ·dY).
+
+use crate::buffer::Buffer;
+use crate::real::Real;
+
+/// Whether an operand is read as stored or transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trans {
+    N,
+    T,
+}
+
+/// The shape of one product: C[m×n] (=, or += with `accumulate`) op(A)[m×k] · op(B)[k×n].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub ta: Trans,
+    pub tb: Trans,
+}
+
+impl GemmShape {
+    pub fn new(m: usize, n: usize, k: usize, ta: Trans, tb: Trans) -> Self {
+        GemmShape { m, n, k, ta, tb }
+    }
+
+    /// Floating-point operations of the product (2·m·n·k).
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+/// C (=|+=) op(A)·op(B) on whichever device the buffers live.
+pub fn gemm<T: Real>(s: GemmShape, a: &Buffer<T>, b: &Buffer<T>, c: &mut Buffer<T>, accumulate: bool) {
+    assert_eq!(a.len(), s.m * s.k, "gemm: A has {} elements, expected {}×{}", a.len(), s.m, s.k);
+    assert_eq!(b.len(), s.k * s.n, "gemm: B has {} elements, expected {}×{}", b.len(), s.k, s.n);
+    assert_eq!(c.len(), s.m * s.n, "gemm: C has {} elements, expected {}×{}", c.len(), s.m, s.n);
+    match c {
+        Buffer::Host(c) => cpu::gemm(s, a.host(), b.host(), c, accumulate),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(c) => crate::cuda::blas::gemm(s, a.cuda(), b.cuda(), c, accumulate),
+    }
+}
+
+pub mod cpu {
+    use super::{GemmShape, Trans};
+    use crate::real::Real;
+
+    /// (row stride, column stride) of op(X) where X is stored row-major as `rows × cols` of
+    /// op(X)'s shape before transposition.
+    fn strides(t: Trans, op_rows: usize, op_cols: usize) -> (isize, isize) {
+        match t {
+            Trans::N => (op_cols as isize, 1),
+            Trans::T => (1, op_rows as isize),
+        }
+    }
+
+    /// C (=|+=) op(A)·op(B) with the `gemm` crate, parallel over the rayon pool.
+    pub fn gemm<T: Real>(s: GemmShape, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
+        let GemmShape { m, n, k, ta, tb } = s;
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !accumulate {
+                c.fill(T::zero());
+            }
+            return;
+        }
+        let (a_rs, a_cs) = strides(ta, m, k);
+        let (b_rs, b_cs) = strides(tb, k, n);
+        // SAFETY: the slices hold m·k, k·n and m·n elements (checked by the caller's asserts
+        // or by construction) and the strides address exactly those row-major layouts.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
+    }
+}

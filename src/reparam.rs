@@ -1,0 +1,90 @@
+//! Gaussian reparameterisation with in-kernel noise: z = μ + exp(λ/2)·ε, ε ~ N(0, I) drawn from
+//! the Philox stream (element r·cols + c uses draw r·cols + c, see `rng`).
+//! Backward: dμ = g, dλ = ½·g·(z − μ)  (= ½·g·σ·ε, so ε is never stored).
+//! μ and λ may have fewer rows than z (a divisor; row r reads row r mod P): one q(z1|x) per
+//! test image serves all of its importance samples. λ is clamped as in `gaussian`.
+
+use crate::buffer::{Buffer, GradOut};
+use crate::real::Real;
+use crate::rng::RngStream;
+
+pub fn forward<T: Real>(cols: usize, mu: &Buffer<T>, lv: &Buffer<T>, stream: RngStream, z: &mut Buffer<T>) {
+    let rows = z.len() / cols.max(1);
+    crate::check_broadcast(rows, cols, mu.len(), "mu");
+    crate::check_broadcast(rows, cols, lv.len(), "logvar");
+    match z {
+        Buffer::Host(z) => cpu::forward(cols, mu.host(), lv.host(), stream, z),
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(z) => cuda::forward(cols, mu.cuda(), lv.cuda(), stream, z),
+    }
+}
+
+pub fn backward<T: Real>(
+    cols: usize,
+    g: &Buffer<T>,
+    z: &Buffer<T>,
+    mu: &Buffer<T>,
+    lv: &Buffer<T>,
+    dmu: Option<GradOut<Buffer<T>>>,
+    dlv: Option<GradOut<Buffer<T>>>,
+) {
+    assert_eq!(g.len(), z.len(), "reparam backward: shape");
+    match g {
+        Buffer::Host(g) => {
+            cpu::backward(cols, g, z.host(), mu.host(), lv.host(), dmu.map(GradOut::host), dlv.map(GradOut::host))
+        }
+        #[cfg(feature = "cuda")]
+        Buffer::Cuda(g) => {
+            cuda::backward(cols, g, z.cuda(), mu.cuda(), lv.cuda(), dmu.map(GradOut::cuda), dlv.map(GradOut::cuda))
+        }
+    }
+}
+
+pub mod cpu {
+    use crate::buffer::GradOut;
+    use crate::gaussian::cpu::fold_into as fold_rows_into;
+    use crate::gaussian::{clamp_logvar, logvar_in_range};
+    use crate::par::for_row_chunks;
+    use crate::real::Real;
+    use crate::rng::{RngStream, for_each_draw, normal4};
+
+    pub fn forward<T: Real>(cols: usize, mu: &[T], lv: &[T], stream: RngStream, z: &mut [T]) {
+        let (pm, pl) = (mu.len() / cols, lv.len() / cols);
+        let half = T::c(0.5);
+        for_row_chunks(z, cols, |row0, chunk| {
+            let start = (row0 * cols) as u64;
+            for_each_draw(stream, start, chunk.len(), normal4, |i, eps| {
+                let (r, c) = (row0 + i / cols, i % cols);
+                let m = mu[(r % pm) * cols + c];
+                let l = clamp_logvar(lv[(r % pl) * cols + c]);
+                chunk[i] = m + (half * l).exp() * T::from_f64(eps);
+            });
+        });
+    }
+
+    pub fn backward<T: Real>(
+        cols: usize,
+        g: &[T],
+        z: &[T],
+        mu: &[T],
+        lv: &[T],
+        dmu: Option<GradOut<[T]>>,
+        dlv: Option<GradOut<[T]>>,
+    ) {
+        let rows = g.len() / cols;
+        let (pm, pl) = (mu.len() / cols, lv.len() / cols);
+        if let Some(dmu) = dmu {
+            fold_rows_into(rows, cols, dmu, |r, c| g[r * cols + c]);
+        }
+        if let Some(dlv) = dlv {
+            let half = T::c(0.5);
+            fold_rows_into(rows, cols, dlv, |r, c| {
+                if logvar_in_range(lv[(r % pl) * cols + c]) {
+                    half * g[r * cols + c] * (z[r * cols + c] - mu[(r % pm) * cols + c])
+                } else {
+                    T::zero()
+                }
+            });
+        }
+    }
+}
