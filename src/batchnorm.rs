@@ -173,23 +173,25 @@ pub mod cpu {
     use crate::par::{for_row_chunks, map_reduce_rows};
     use crate::real::Real;
 
-    /// Per-column (Σ d, Σ d²) with d = x − shift, accumulated in f64. Shifting by the first row
-    /// keeps the one-pass variance accurate when the mean is large against the spread.
-    fn shifted_moments<T: Real>(rows: usize, cols: usize, x: &[T], shift: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    /// Per-column sums over rows of two quantities computed from each element, accumulated in T
+    /// within a chunk of rows (so the loops vectorise) and in f64 across chunks.
+    fn column_sums2<T: Real>(
+        rows: usize,
+        cols: usize,
+        per_row: impl Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+    ) -> (Vec<f64>, Vec<f64>) {
         map_reduce_rows(
             rows,
             cols,
             |a, b| {
-                let mut s1 = vec![0.0f64; cols];
-                let mut s2 = vec![0.0f64; cols];
-                for row in x[a * cols..b * cols].chunks_exact(cols) {
-                    for (((s1, s2), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(row).zip(shift) {
-                        let d = v.as_f64() - sh;
-                        *s1 += d;
-                        *s2 += d * d;
-                    }
+                let (mut s1, mut s2) = (vec![T::zero(); cols], vec![T::zero(); cols]);
+                for r in a..b {
+                    per_row(r, &mut s1, &mut s2);
                 }
-                (s1, s2)
+                (
+                    s1.iter().map(|v| v.as_f64()).collect::<Vec<f64>>(),
+                    s2.iter().map(|v| v.as_f64()).collect::<Vec<f64>>(),
+                )
             },
             |(mut a1, mut a2), (b1, b2)| {
                 a1.iter_mut().zip(&b1).for_each(|(a, b)| *a += b);
@@ -204,9 +206,14 @@ pub mod cpu {
         for_row_chunks(y, cols, |row0, chunk| {
             let xs = &x[row0 * cols..row0 * cols + chunk.len()];
             for (yr, xr) in chunk.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
-                for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                    let v = x * a + b;
-                    *y = if relu && v < T::zero() { T::zero() } else { v };
+                if relu {
+                    for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                        *y = (x * a + b).max(T::zero());
+                    }
+                } else {
+                    for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                        *y = x * a + b;
+                    }
                 }
             }
         });
@@ -222,15 +229,24 @@ pub mod cpu {
         rstd: &mut [T],
         running: Option<RunningStats<[T]>>,
     ) {
-        let shift: Vec<f64> = x[..cols].iter().map(|v| v.as_f64()).collect();
-        let (s1, s2) = shifted_moments(rows, cols, x, &shift);
+        // One pass of shifted sums: d = x − x[first row] keeps Σd² − (Σd)²/n accurate when the
+        // mean is large against the spread.
+        let shift = &x[..cols];
+        let (s1, s2) = column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
+            let xr = &x[r * cols..(r + 1) * cols];
+            for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
+                let d = v - sh;
+                *a = *a + d;
+                *b = *b + d * d;
+            }
+        });
         let n = rows as f64;
         let mut scale = vec![T::zero(); cols];
         let mut offset = vec![T::zero(); cols];
         let mut var = vec![0.0f64; cols];
         for j in 0..cols {
             let m1 = s1[j] / n;
-            let mu = shift[j] + m1;
+            let mu = shift[j].as_f64() + m1;
             let v = (s2[j] / n - m1 * m1).max(0.0);
             let r = 1.0 / (v + affine.eps).sqrt();
             mean[j] = T::from_f64(mu);
@@ -276,6 +292,12 @@ pub mod cpu {
             .unzip()
     }
 
+    /// g masked by the ReLU of the forward pass (whose pre-activation is x·scale + offset).
+    #[inline(always)]
+    fn masked<T: Real>(relu: bool, g: T, x: T, scale: T, offset: T) -> T {
+        if relu && x * scale + offset < T::zero() { T::zero() } else { g }
+    }
+
     pub fn backward<T: Real>(
         rows: usize,
         cols: usize,
@@ -286,51 +308,31 @@ pub mod cpu {
         grads: BnGrads<[T]>,
     ) {
         // Per column: x̂ = (x − mean)·r, and the forward's y = x·scale + offset (for the mask).
-        let (mean, r): (Vec<f64>, Vec<f64>) = match stats {
-            BnStats::Batch { mean, rstd } => {
-                (mean.iter().map(|v| v.as_f64()).collect(), rstd.iter().map(|v| v.as_f64()).collect())
+        let (mean, r): (Vec<T>, Vec<T>) = match stats {
+            BnStats::Batch { mean, rstd } => (mean.to_vec(), rstd.to_vec()),
+            BnStats::Running { mean, var } => {
+                (mean.to_vec(), var.iter().map(|v| T::from_f64(1.0 / (v.as_f64() + affine.eps).sqrt())).collect())
             }
-            BnStats::Running { mean, var } => (
-                mean.iter().map(|v| v.as_f64()).collect(),
-                var.iter().map(|v| 1.0 / (v.as_f64() + affine.eps).sqrt()).collect(),
-            ),
         };
         let batch_stats = matches!(stats, BnStats::Batch { .. });
-        let scale: Vec<T> = (0..cols).map(|j| T::from_f64(affine.gamma[j].as_f64() * r[j])).collect();
+        let scale: Vec<T> = (0..cols).map(|j| T::from_f64(affine.gamma[j].as_f64() * r[j].as_f64())).collect();
         let offset: Vec<T> =
-            (0..cols).map(|j| T::from_f64(affine.beta[j].as_f64() - mean[j] * scale[j].as_f64())).collect();
-        let mean_t: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
-        let r_t: Vec<T> = r.iter().map(|&v| T::from_f64(v)).collect();
+            (0..cols).map(|j| T::from_f64(affine.beta[j].as_f64() - mean[j].as_f64() * scale[j].as_f64())).collect();
         let relu = affine.relu;
-        let masked = |gv: T, xv: T, a: T, b: T| -> T { if relu && xv * a + b < T::zero() { T::zero() } else { gv } };
 
         // Pass 1: dβ = Σ g', dγ = Σ g'·x̂ (needed for dx in batch mode, or when asked for).
         let need_sums = grads.dgamma.is_some() || grads.dbeta.is_some() || (batch_stats && grads.dx.is_some());
         let (sum_g, sum_gx) = if need_sums {
-            map_reduce_rows(
-                rows,
-                cols,
-                |a, b| {
-                    let mut sg = vec![0.0f64; cols];
-                    let mut sgx = vec![0.0f64; cols];
-                    for (gr, xr) in
-                        g[a * cols..b * cols].chunks_exact(cols).zip(x[a * cols..b * cols].chunks_exact(cols))
-                    {
-                        for j in 0..cols {
-                            let gp = masked(gr[j], xr[j], scale[j], offset[j]);
-                            let xhat = (xr[j] - mean_t[j]) * r_t[j];
-                            sg[j] += gp.as_f64();
-                            sgx[j] += (gp * xhat).as_f64();
-                        }
-                    }
-                    (sg, sgx)
-                },
-                |(mut a1, mut a2), (b1, b2)| {
-                    a1.iter_mut().zip(&b1).for_each(|(a, b)| *a += b);
-                    a2.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
-                    (a1, a2)
-                },
-            )
+            let (scale, offset, mean, r) = (&scale[..cols], &offset[..cols], &mean[..cols], &r[..cols]);
+            column_sums2(rows, cols, |row, sg: &mut [T], sgx: &mut [T]| {
+                let (gr, xr) = (&g[row * cols..(row + 1) * cols], &x[row * cols..(row + 1) * cols]);
+                let (sg, sgx) = (&mut sg[..cols], &mut sgx[..cols]);
+                for j in 0..cols {
+                    let gp = masked(relu, gr[j], xr[j], scale[j], offset[j]);
+                    sg[j] = sg[j] + gp;
+                    sgx[j] = sgx[j] + gp * ((xr[j] - mean[j]) * r[j]);
+                }
+            })
         } else {
             (Vec::new(), Vec::new())
         };
@@ -345,7 +347,7 @@ pub mod cpu {
             }
         }
 
-        // Pass 2: dx.
+        // Pass 2: dx = scale·(g' − mean(g') − x̂·mean(g'·x̂)) (the means vanish with running stats).
         if let Some(dx) = grads.dx {
             let n = rows as f64;
             let (mean_g, mean_gx): (Vec<T>, Vec<T>) = if batch_stats {
@@ -357,15 +359,18 @@ pub mod cpu {
                 (vec![T::zero(); cols], vec![T::zero(); cols])
             };
             let acc = dx.accumulate;
+            let (scale, offset, mean, r) = (&scale[..cols], &offset[..cols], &mean[..cols], &r[..cols]);
+            let (mean_g, mean_gx) = (&mean_g[..cols], &mean_gx[..cols]);
             for_row_chunks(dx.buf, cols, |row0, chunk| {
                 let off = row0 * cols;
                 let gs = &g[off..off + chunk.len()];
                 let xs = &x[off..off + chunk.len()];
                 for ((dr, gr), xr) in chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols))
                 {
+                    let (dr, gr, xr) = (&mut dr[..cols], &gr[..cols], &xr[..cols]);
                     for j in 0..cols {
-                        let gp = masked(gr[j], xr[j], scale[j], offset[j]);
-                        let xhat = (xr[j] - mean_t[j]) * r_t[j];
+                        let gp = masked(relu, gr[j], xr[j], scale[j], offset[j]);
+                        let xhat = (xr[j] - mean[j]) * r[j];
                         let v = scale[j] * (gp - mean_g[j] - xhat * mean_gx[j]);
                         dr[j] = if acc { dr[j] + v } else { v };
                     }

@@ -201,6 +201,20 @@ impl<T: Real> Buffer<T> {
         out
     }
 
+    /// A copy of elements `start .. start + len`, on the same device.
+    pub fn copy_range(&self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.len(), "copy_range {start}+{len} of a buffer of {}", self.len());
+        match self {
+            Buffer::Host(b) => {
+                let mut out = HostBuffer::uninit(len);
+                out.copy_from_slice(&b[start..start + len]);
+                Buffer::Host(out)
+            }
+            #[cfg(feature = "cuda")]
+            Buffer::Cuda(b) => Buffer::Cuda(b.copy_range(start, len)),
+        }
+    }
+
     pub fn fill(&mut self, value: T) {
         crate::elementwise::fill(self, value);
     }

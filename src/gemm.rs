@@ -47,6 +47,33 @@ pub fn gemm<T: Real>(s: GemmShape, a: &Buffer<T>, b: &Buffer<T>, c: &mut Buffer<
     }
 }
 
+/// Two independent products at once. On the CPU each runs single-threaded on its own core
+/// (better than splitting each across both: no synchronisation inside either); on a GPU they
+/// are queued one after the other. The backward pass of a dense layer is such a pair:
+/// dX = dY·Wᵀ and dW = Xᵀ·dY cost exactly the same.
+pub fn gemm_pair<T: Real>(
+    first: (GemmShape, &Buffer<T>, &Buffer<T>, &mut Buffer<T>, bool),
+    second: (GemmShape, &Buffer<T>, &Buffer<T>, &mut Buffer<T>, bool),
+) {
+    let (s1, a1, b1, c1, acc1) = first;
+    let (s2, a2, b2, c2, acc2) = second;
+    match (&mut *c1, &mut *c2) {
+        (Buffer::Host(h1), Buffer::Host(h2)) if rayon::current_num_threads() > 1 => {
+            for (s, a, b, c) in [(s1, a1, b1, h1.len()), (s2, a2, b2, h2.len())] {
+                assert!(a.len() == s.m * s.k && b.len() == s.k * s.n && c == s.m * s.n, "gemm_pair: shapes {s:?}");
+            }
+            rayon::join(
+                || cpu::gemm_threads(s1, a1.host(), b1.host(), h1, acc1, 1),
+                || cpu::gemm_threads(s2, a2.host(), b2.host(), h2, acc2, 1),
+            );
+        }
+        _ => {
+            gemm(s1, a1, b1, c1, acc1);
+            gemm(s2, a2, b2, c2, acc2);
+        }
+    }
+}
+
 pub mod cpu {
     use super::{GemmShape, Trans};
     use crate::real::Real;
@@ -62,6 +89,12 @@ pub mod cpu {
 
     /// C (=|+=) op(A)·op(B) with the `gemm` crate, parallel over the rayon pool.
     pub fn gemm<T: Real>(s: GemmShape, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
+        gemm_threads(s, a, b, c, accumulate, 0)
+    }
+
+    /// As [`gemm`] on at most `threads` threads (0: the whole current rayon pool; 1: the calling
+    /// thread only, for products that run beside other work).
+    pub fn gemm_threads<T: Real>(s: GemmShape, a: &[T], b: &[T], c: &mut [T], accumulate: bool, threads: usize) {
         let GemmShape { m, n, k, ta, tb } = s;
         if m == 0 || n == 0 {
             return;
@@ -96,7 +129,7 @@ pub mod cpu {
                 false,
                 false,
                 false,
-                gemm::Parallelism::Rayon(0),
+                if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) },
             );
         }
     }

@@ -22,6 +22,11 @@ pub struct Var(pub(crate) usize);
 pub trait Backward<T: Real> {
     /// Propagates `grad` (the gradient of this op's output) into the op's inputs.
     fn backward(&self, cx: &mut BackwardCx<'_, T>, grad: &Tensor<T>);
+
+    /// The op's name in profiles.
+    fn name(&self) -> &'static str {
+        crate::profile::short_name(std::any::type_name::<Self>())
+    }
 }
 
 struct Node<T: Real> {
@@ -89,6 +94,7 @@ impl<T: Real> Graph<T> {
 
     /// A leaf: data, or an input to differentiate with respect to.
     pub fn leaf(&mut self, value: Tensor<T>, requires_grad: bool) -> Var {
+        self.mark_leaf();
         assert!(value.device() == self.device, "leaf on {:?} in a graph on {:?}", value.device(), self.device);
         self.push(value, requires_grad && self.grad_enabled, None)
     }
@@ -104,6 +110,7 @@ impl<T: Real> Graph<T> {
         if let Some(&v) = self.params.get(&(id, wants)) {
             return v;
         }
+        self.mark_leaf();
         let v = self.push(store.get(id).clone(), wants, None);
         self.params.insert((id, wants), v);
         v
@@ -111,12 +118,22 @@ impl<T: Real> Graph<T> {
 
     /// The same value, cut from the gradient.
     pub fn detach(&mut self, v: Var) -> Var {
+        self.mark_leaf();
         let value = self.value(v).clone();
         self.push(value, false, None)
     }
 
+    fn mark_leaf(&self) {
+        if crate::profile::enabled() {
+            crate::profile::mark_forward("leaf", &self.device);
+        }
+    }
+
     /// Records an op's output. The backward object is kept only if some input needs a gradient.
     pub fn record(&mut self, value: Tensor<T>, inputs: &[Var], op: impl Backward<T> + 'static) -> Var {
+        if crate::profile::enabled() {
+            crate::profile::mark_forward(op.name(), &self.device);
+        }
         let requires_grad = inputs.iter().any(|&v| self.nodes[v.0].requires_grad);
         let op: Option<Box<dyn Backward<T>>> = if requires_grad { Some(Box::new(op)) } else { None };
         self.push(value, requires_grad, op)
@@ -152,7 +169,14 @@ impl<T: Real> Graph<T> {
             match &self.nodes[i].op {
                 Some(op) => {
                     let mut cx = BackwardCx { nodes: &self.nodes, grads: &mut grads, this: i };
-                    op.backward(&mut cx, &grad);
+                    if crate::profile::enabled() {
+                        let t0 = std::time::Instant::now();
+                        op.backward(&mut cx, &grad);
+                        self.device.synchronize();
+                        crate::profile::add_backward(op.name(), t0.elapsed());
+                    } else {
+                        op.backward(&mut cx, &grad);
+                    }
                 }
                 None => {
                     leaves.insert(Var(i), grad);

@@ -22,6 +22,7 @@ pub mod adam;
 pub mod graph;
 pub mod ops;
 pub mod param;
+pub mod profile;
 pub mod tensor;
 
 pub use adam::Adam;

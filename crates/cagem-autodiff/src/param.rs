@@ -51,6 +51,18 @@ impl<T: Real> ParamStore<T> {
         &mut self.entries[id.0].value
     }
 
+    /// Two distinct tensors, mutably (e.g. the running mean and variance of a batch norm).
+    pub fn get2_mut(&mut self, a: ParamId, b: ParamId) -> (&mut Tensor<T>, &mut Tensor<T>) {
+        assert_ne!(a, b, "get2_mut of one parameter");
+        if a.0 < b.0 {
+            let (lo, hi) = self.entries.split_at_mut(b.0);
+            (&mut lo[a.0].value, &mut hi[0].value)
+        } else {
+            let (lo, hi) = self.entries.split_at_mut(a.0);
+            (&mut hi[0].value, &mut lo[b.0].value)
+        }
+    }
+
     pub fn entry(&self, id: ParamId) -> &ParamEntry<T> {
         &self.entries[id.0]
     }

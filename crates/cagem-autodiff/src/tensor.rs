@@ -91,6 +91,12 @@ impl<T: Real> Tensor<T> {
         Tensor { rows, cols, buf: self.buf.clone() }
     }
 
+    /// Rows `start .. start + n` as a new tensor on the same device.
+    pub fn rows_range(&self, start: usize, n: usize) -> Self {
+        assert!(start + n <= self.rows, "rows {start}..{} of a {}-row tensor", start + n, self.rows);
+        Self::from_buffer(n, self.cols, self.buf.copy_range(start * self.cols, n * self.cols))
+    }
+
     /// The contents on the host (a transfer from a GPU).
     pub fn to_vec(&self) -> Vec<T> {
         self.buf.to_vec()

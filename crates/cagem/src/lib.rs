@@ -1,1 +1,18 @@
-//! placeholder
+//! # cagem
+//!
+//! The Cluster-aware Generative Model (Maaløe, Fraccaro, Winther): data, networks, the
+//! semi-supervised objective, training with checkpoints, and evaluation by the
+//! importance-weighted bound. Runs on any `cagem-kernels` device.
+
+pub mod bench;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod model;
+pub mod nn;
+pub mod train;
+
+pub use config::{ModelConfig, TrainConfig};
+pub use error::{Error, Result};
+pub use model::{Cagem, NoiseStreams};

@@ -5,7 +5,7 @@
 //! Backward: dxᵢ = g·Wᵢᵀ, dWᵢ = xᵢᵀ·g (strided operands, no transposing copies), db = Σ_rows g.
 
 use cagem_kernels::broadcast::{fold_rows, tile_rows};
-use cagem_kernels::gemm::{GemmShape, Trans, gemm};
+use cagem_kernels::gemm::{GemmShape, Trans, gemm, gemm_pair};
 use cagem_kernels::{GradOut, Real};
 
 use crate::graph::{Backward, BackwardCx, Graph, Var};
@@ -56,23 +56,31 @@ impl<T: Real> Backward<T> for LinearBackward {
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let (rows, out_cols) = g.shape();
         for &(x, w) in &self.terms {
-            let in_cols = cx.value(x).cols();
-            if cx.wants(x) {
-                let wv = cx.value(w).clone();
-                cx.accumulate(x, |dx| {
+            let (xv, wv) = (cx.value(x).clone(), cx.value(w).clone());
+            let in_cols = xv.cols();
+            let dx_shape = GemmShape::new(rows, in_cols, out_cols, Trans::N, Trans::T);
+            let dw_shape = GemmShape::new(in_cols, out_cols, rows, Trans::T, Trans::N);
+            let (mut sx, mut sw) = (cx.slot(x), cx.slot(w));
+            match (sx.as_mut(), sw.as_mut()) {
+                (Some(sx), Some(sw)) => {
+                    let (dx, dw) = (sx.out(), sw.out());
+                    let (ax, aw) = (dx.accumulate, dw.accumulate);
+                    gemm_pair((dx_shape, g.buf(), wv.buf(), dx.buf, ax), (dw_shape, xv.buf(), g.buf(), dw.buf, aw));
+                }
+                (Some(sx), None) => {
+                    let dx = sx.out();
                     let acc = dx.accumulate;
-                    let s = GemmShape::new(rows, in_cols, out_cols, Trans::N, Trans::T);
-                    gemm(s, g.buf(), wv.buf(), dx.buf, acc);
-                });
-            }
-            if cx.wants(w) {
-                let xv = cx.value(x).clone();
-                cx.accumulate(w, |dw| {
+                    gemm(dx_shape, g.buf(), wv.buf(), dx.buf, acc);
+                }
+                (None, Some(sw)) => {
+                    let dw = sw.out();
                     let acc = dw.accumulate;
-                    let s = GemmShape::new(in_cols, out_cols, rows, Trans::T, Trans::N);
-                    gemm(s, xv.buf(), g.buf(), dw.buf, acc);
-                });
+                    gemm(dw_shape, xv.buf(), g.buf(), dw.buf, acc);
+                }
+                (None, None) => {}
             }
+            cx.put(sx);
+            cx.put(sw);
         }
         if let Some(b) = self.bias {
             cx.accumulate(b, |db| fold_rows(out_cols, g.buf(), db));

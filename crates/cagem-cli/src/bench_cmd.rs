@@ -1,0 +1,45 @@
+//! `cagem bench`.
+
+use cagem::bench::bench;
+use cagem::{Error, ModelConfig, Result};
+use cagem_kernels::Device;
+
+use crate::args::BenchArgs;
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    if a.batch < 2 || a.steps == 0 {
+        return Err(Error::config("--batch must be at least 2 and --steps at least 1"));
+    }
+    if a.labelled_batch == 1 {
+        return Err(Error::config("--labelled-batch must be 0 or at least 2 (batch normalisation)"));
+    }
+    let device = Device::open(&a.device)?;
+    let cfg = ModelConfig { clusters: a.clusters, ..ModelConfig::default() };
+    eprintln!(
+        "benchmarking the paper's MNIST model (K={}) on {}: {} timed steps after {} warm-up, batch {} + {} labelled",
+        cfg.clusters,
+        device.name(),
+        a.steps,
+        a.warmup,
+        a.batch,
+        a.labelled_batch
+    );
+    let r = bench::<f32>(&cfg, a.batch, a.labelled_batch, a.steps, a.warmup, &device);
+    if let Some(p) = &r.profile {
+        eprintln!("time per op over the {} timed training steps (CAGEM_PROFILE):\n{p}", a.steps);
+    }
+    println!("device                 {} ({} threads)", r.device, r.threads);
+    println!("parameters             {}", r.parameters);
+    println!(
+        "training step          {:.1} ms median  →  {:.0} unlabelled examples/s",
+        r.train_step_ms_median, r.train_examples_per_s
+    );
+    println!(
+        "forward ELBO           {:.1} ms median  →  {:.0} examples/s",
+        r.forward_ms_median, r.forward_examples_per_s
+    );
+    if a.json {
+        println!("{}", serde_json::to_string(&r).expect("json"));
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! `cagem eval`.
+
+use cagem::data::DeviceData;
+use cagem::eval::{EvalOptions, evaluate};
+use cagem::train::checkpoint;
+use cagem::{Error, Result};
+use cagem_kernels::Device;
+
+use crate::args::EvalArgs;
+use crate::data_source;
+use crate::progress::bar;
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    if a.k == 0 {
+        return Err(Error::config("--k must be at least 1"));
+    }
+    let device = Device::open(&a.device)?;
+    let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
+    let dir = a.data.clone().or_else(|| meta.train.data_dir.clone().map(Into::into));
+    let data = data_source::load(&meta.train.dataset, dir.as_deref())?;
+    if data.dim() != model.cfg.x_dim {
+        return Err(Error::config(format!(
+            "the run's model expects {} pixels, the data has {}",
+            model.cfg.x_dim,
+            data.dim()
+        )));
+    }
+    if let Some(n) = a.n_test {
+        if n == 0 || n > data.n_test() {
+            return Err(Error::config(format!("--n-test {n} must be between 1 and {}", data.n_test())));
+        }
+    }
+    let dev_data = DeviceData::<f32>::new(&device, &data);
+    let opts = EvalOptions { k: a.k, n_test: a.n_test, chunk_rows: a.chunk.max(1), ..EvalOptions::default() };
+    let pb = bar(1, a.json);
+    pb.set_prefix(format!("eval IW-{}", a.k));
+    let report = evaluate(&mut model, &dev_data, &data.test_labels, &opts, &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    });
+    pb.finish_and_clear();
+    println!("run               {}", a.run.display());
+    println!("trained epochs    {}", meta.state.epochs_done);
+    println!("test images       {}", report.n_test);
+    println!("IW-{:<6} bound    {:.3} nats   ({})", report.iw_k, report.log_likelihood, report.estimator);
+    println!("test ELBO         {:.3} nats", report.elbo);
+    println!("error p(y|x)      {:.2} %", 100.0 * report.error_p);
+    println!("error q(y|x)      {:.2} %", 100.0 * report.error_q);
+    println!("KL[q(z2|x,y)‖p]   {:.3} nats", report.kl_z2);
+    println!(
+        "active units      z1 {}/{}  z2 {}/{}",
+        report.active_units_z1, model.cfg.z1, report.active_units_z2, model.cfg.z2
+    );
+    println!("time              {:.1} s on {}", report.seconds, device.name());
+    if a.json {
+        let mut v = serde_json::to_value(&report).expect("json");
+        v["run"] = a.run.display().to_string().into();
+        v["epochs"] = meta.state.epochs_done.into();
+        v["device"] = device.name().into();
+        println!("{v}");
+    }
+    Ok(())
+}

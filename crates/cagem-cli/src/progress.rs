@@ -1,0 +1,73 @@
+//! Progress bars on stderr (indicatif), and plain per-epoch lines where no terminal is attached.
+
+use cagem::train::{EpochReport, Observer, StepReport};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub fn bar(len: u64, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if quiet {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Draws one bar per epoch with the running loss, ELBO and speed.
+pub struct TrainProgress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl TrainProgress {
+    pub fn new(quiet: bool) -> Self {
+        TrainProgress { quiet, bar: None }
+    }
+}
+
+impl Observer for TrainProgress {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        let pb = bar(steps as u64, self.quiet);
+        pb.set_prefix(format!("epoch {epoch}/{epochs}"));
+        self.bar = Some(pb);
+    }
+
+    fn step(&mut self, r: &StepReport) {
+        if let Some(pb) = &self.bar {
+            pb.set_position(r.step as u64);
+            if r.step % 5 == 0 || r.step == r.steps_per_epoch {
+                pb.set_message(format!(
+                    "loss {:.2} ELBO {:.2} T {:.2} {:.0} ex/s",
+                    r.scalars.loss, r.scalars.elbo, r.temperature, r.examples_per_s
+                ));
+            }
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochReport) {
+        if let Some(pb) = self.bar.take() {
+            pb.finish_and_clear();
+        }
+        let g = |k: &str| r.record.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        let mut line = format!(
+            "epoch {}/{}: loss {:.3}  ELBO {:.3}  recon {:.3}  KL {:.3}  T {:.3}  lr {:.2e}  {:.0} ex/s  {:.1} s",
+            r.epoch,
+            r.epochs,
+            g("loss"),
+            g("elbo"),
+            g("recon"),
+            -g("neg_kl"),
+            g("temperature"),
+            g("lr"),
+            g("examples_per_s"),
+            g("epoch_seconds"),
+        );
+        if r.record.get("hp").is_some() {
+            line += &format!("  H_p {:.3}  H_q {:.3}", g("hp"), g("hq"));
+        }
+        eprintln!("{line}");
+    }
+}

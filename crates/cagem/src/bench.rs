@@ -1,0 +1,114 @@
+//! `cagem bench`: examples per second of a full training step (B unlabelled + a labelled batch,
+//! forward, backward, Adam) and of the unlabelled forward ELBO alone, for the model `train`
+//! builds, on synthetic MNIST-shaped data. Medians over timed steps after warm-up.
+
+use std::time::Instant;
+
+use cagem_autodiff::{Adam, Device, Graph, Real, RngStream, Tensor};
+use cagem_kernels::rng::HostRng;
+use serde::Serialize;
+
+use crate::config::ModelConfig;
+use crate::data::batches::binarize;
+use crate::model::{Cagem, NoiseStreams};
+use crate::nn::BnUse;
+use crate::train::train_step;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    pub threads: usize,
+    pub batch: usize,
+    pub labelled_batch: usize,
+    pub steps: usize,
+    /// Unlabelled examples per second of the full training step (median step time).
+    pub train_examples_per_s: f64,
+    /// Examples per second of the unlabelled forward ELBO alone (median).
+    pub forward_examples_per_s: f64,
+    pub train_step_ms_median: f64,
+    pub forward_ms_median: f64,
+    pub parameters: usize,
+    /// Per-op times of the timed training steps when CAGEM_PROFILE is set.
+    #[serde(skip)]
+    pub profile: Option<String>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Times `steps` training steps and forward passes after `warmup` untimed ones.
+pub fn bench<T: Real>(
+    cfg: &ModelConfig,
+    batch: usize,
+    labelled_batch: usize,
+    steps: usize,
+    warmup: usize,
+    device: &Device,
+) -> BenchReport {
+    let mut model = Cagem::<T>::new(cfg.clone(), 1, device);
+    let mut adam = Adam::new();
+    let mut noise = NoiseStreams::new(7);
+    let mut rng = HostRng::new(3, 0);
+    // Synthetic MNIST-shaped data: smooth random intensities, binarised like real batches.
+    let pool = 4 * batch.max(labelled_batch);
+    let probs: Vec<f64> = (0..pool * cfg.x_dim).map(|_| rng.next_f64().powi(3)).collect();
+    let probs = Tensor::<T>::from_f64(device, pool, cfg.x_dim, &probs);
+    let labels: Vec<u32> = (0..labelled_batch).map(|_| rng.below(cfg.clusters as u64) as u32).collect();
+    let batch_of = |n: usize, s: RngStream| {
+        let rows: Vec<u32> = (0..n as u32).collect();
+        binarize(device, &probs, &rows, s)
+    };
+    let x_u = batch_of(batch, RngStream::new(11, 0));
+    let x_l = batch_of(labelled_batch, RngStream::new(11, 1));
+
+    let mut step_ms = Vec::new();
+    for i in 0..warmup + steps {
+        if i == warmup {
+            cagem_autodiff::profile::reset();
+        }
+        let t0 = Instant::now();
+        let lab = (labelled_batch > 0).then_some((&x_l, labels.as_slice()));
+        train_step(&mut model, &mut adam, &x_u, lab, 1.0, 1.0, 1e-4, &mut noise).expect("benchmark step diverged");
+        device.synchronize();
+        if i >= warmup {
+            step_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let profile = cagem_autodiff::profile::enabled().then(cagem_autodiff::profile::report);
+    let mut fwd_ms = Vec::new();
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let mut g = Graph::new(device);
+        g.set_grad_enabled(false);
+        let x = g.constant(x_u.clone());
+        let t = model.elbo_terms(&mut g, BnUse::Train { update_running: true }, x, &mut noise);
+        let _ = g.value(t.recon).to_vec();
+        drop(g);
+        if i >= warmup {
+            fwd_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let (tm, fm) = (median(step_ms), median(fwd_ms));
+    BenchReport {
+        device: device.name(),
+        threads: rayon::current_num_threads(),
+        batch,
+        labelled_batch,
+        steps,
+        train_examples_per_s: batch as f64 / (tm / 1e3),
+        forward_examples_per_s: batch as f64 / (fm / 1e3),
+        train_step_ms_median: tm,
+        forward_ms_median: fm,
+        parameters: model.store.trainable_count(),
+        profile,
+    }
+}

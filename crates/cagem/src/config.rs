@@ -1,0 +1,106 @@
+//! What defines a model and a training run. Both are saved in every checkpoint; a resumed run
+//! must match them (only the number of epochs may grow).
+
+use serde::{Deserialize, Serialize};
+
+/// The architecture (DESIGN.md §1). Defaults are the paper's MNIST model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Pixels per image.
+    pub x_dim: usize,
+    /// Image height and width (for pictures); x_dim = height·width.
+    pub height: usize,
+    pub width: usize,
+    pub z1: usize,
+    pub z2: usize,
+    /// K, the number of values of the cluster variable y.
+    pub clusters: usize,
+    /// Hidden widths of the inference networks q(·), from the x end.
+    pub q_hidden: [usize; 2],
+    /// Hidden widths of the generative networks p(·), from the top (so the wide layer is at x).
+    pub p_hidden: [usize; 2],
+    pub bn_eps: f64,
+    pub bn_momentum: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            x_dim: 784,
+            height: 28,
+            width: 28,
+            z1: 64,
+            z2: 32,
+            clusters: 10,
+            q_hidden: [1024, 512],
+            p_hidden: [512, 1024],
+            bn_eps: 1e-5,
+            bn_momentum: 0.1,
+        }
+    }
+}
+
+/// A training run (appendix C of the paper for the defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// "mnist" or "omniglot".
+    pub dataset: String,
+    /// Folder with the data files instead of the bundled copy.
+    pub data_dir: Option<String>,
+    /// Use only the first n training images (quick runs and tests).
+    pub n_train: Option<usize>,
+    /// Number of labelled training examples (0: unsupervised CaGeM-0).
+    pub labels: usize,
+    pub epochs: usize,
+    /// Unlabelled examples per step.
+    pub batch: usize,
+    /// Labelled examples per step (at most `labels`).
+    pub labelled_batch: usize,
+    /// Epochs over which the KL temperature rises linearly from 0 to 1.
+    pub warmup: f64,
+    pub seed: u64,
+    pub lr: f64,
+    /// The learning rate is multiplied by `lr_decay` every `lr_decay_every` epochs.
+    pub lr_decay: f64,
+    pub lr_decay_every: usize,
+    /// β of α = β·(N_u + N_l)/N_l.
+    pub beta: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            dataset: "mnist".into(),
+            data_dir: None,
+            n_train: None,
+            labels: 100,
+            epochs: 1000,
+            batch: 100,
+            labelled_batch: 100,
+            warmup: 100.0,
+            seed: 0,
+            lr: 1e-3,
+            lr_decay: 0.75,
+            lr_decay_every: 50,
+            beta: 0.1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate during epoch `epoch` (0-based).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.lr * self.lr_decay.powi((epoch / self.lr_decay_every.max(1)) as i32)
+    }
+
+    /// The KL temperature at a fractional epoch (linear from 0 to 1 over `warmup` epochs).
+    pub fn temperature_at(&self, epoch: f64) -> f64 {
+        if self.warmup <= 0.0 { 1.0 } else { (epoch / self.warmup).min(1.0) }
+    }
+
+    /// α = β·(N_u + N_l)/N_l, the weight of the labelled cross-entropies. Every training image is
+    /// also used unlabelled, so N_u = the training-set size.
+    pub fn alpha(&self, n_unlabelled: usize) -> f64 {
+        if self.labels == 0 { 0.0 } else { self.beta * (n_unlabelled + self.labels) as f64 / self.labels as f64 }
+    }
+}

@@ -1,0 +1,290 @@
+//! CaGeM (DESIGN.md §1): six networks, the ELBO with the exact sum over the cluster y, the two
+//! classifiers of the semi-supervised objective, and the importance-weighted bound.
+//!
+//! Generative p:  p(z2) = N(0, I) · p(y|z2) = Cat · p(z1|y,z2) = N · p(x|y,z1) = Bernoulli(σ(·))
+//! Inference q:   q(z1|x) = N · q(y|z1,x) = Cat · q(z2|x,y,z1) = N (x enters by a skip connection)
+//!
+//! Layout of the sum over y: the y-conditioned networks run on K·B rows, cluster-major (row
+//! k·B + b is example b under y = k), so per-example tensors repeat with period B and per-row
+//! results reshape to K × B.
+
+use std::sync::Arc;
+
+use cagem_autodiff::{Axis, Device, Graph, Indices, ParamId, ParamStore, Real, Var};
+use cagem_kernels::rng::HostRng;
+
+use super::noise::NoiseStreams;
+use crate::config::ModelConfig;
+use crate::nn::heads::Init;
+use crate::nn::{Block, BnUse, Fwd, GaussianHead, Linear};
+
+/// Stream of the seed's host generator used for initial weights.
+pub const INIT_STREAM: u64 = 0x494e_4954; // "INIT"
+
+/// The networks, as parameter ids into the model's store.
+#[derive(Clone, Debug)]
+struct Nets {
+    q_z1: Block,
+    q_z1_head: GaussianHead,
+    q_y: Block,
+    q_y_head: Linear,
+    q_z2: Block,
+    q_z2_head: GaussianHead,
+    p_y: Block,
+    p_y_head: Linear,
+    p_z1: Block,
+    p_z1_head: GaussianHead,
+    p_x: Block,
+    p_x_head: Linear,
+}
+
+/// The model: configuration, parameters (on one device) and networks.
+pub struct Cagem<T: Real> {
+    pub cfg: ModelConfig,
+    pub store: ParamStore<T>,
+    nets: Nets,
+}
+
+/// The per-example pieces of the ELBO of an unlabelled batch (1 × B each):
+/// F_T = recon + T·neg_kl, where
+///   recon  = Σ_y q(y|z1,x) log p(x|y,z1)
+///   neg_kl = Σ_y q(y|z1,x) [log p(z1|y,z2) + log p(y|z2) + log p(z2) − log q(z2|x,y,z1)
+///            − log q(y|z1,x)] − log q(z1|x)
+/// with one reparameterised sample of z1 and, per y, of z2.
+pub struct ElboTerms {
+    pub recon: Var,
+    pub neg_kl: Var,
+    /// q(y|z1,x): B × K.
+    pub qy: Var,
+    /// The means of q(z1|x) (B × z1) and of q(z2|x,y,z1) with its log-variances (K·B × z2).
+    pub mu1: Var,
+    pub mu2: Var,
+    pub logvar2: Var,
+}
+
+/// One chunk of the importance-weighted bound: S samples for each of N images.
+pub struct IwChunk {
+    /// log Σ_s w_s per image over this chunk's samples (1 × N); chunks combine by logsumexp.
+    pub log_sum_w: Var,
+    /// log q(y|z1,x) per sample (S·N × K, row s·N + n).
+    pub log_qy: Var,
+    /// log p(y|z2) for every cluster row (K·S·N × K, row k·S·N + s·N + n).
+    pub log_py: Var,
+}
+
+/// Row indices r ↦ r / n for `k·n` rows: the cluster of each row in the cluster-major layout.
+pub fn cluster_rows(device: &Device, k: usize, n: usize) -> Arc<Indices> {
+    let idx: Vec<u32> = (0..k * n).map(|r| (r / n) as u32).collect();
+    Arc::new(Indices::new(device, &idx))
+}
+
+impl<T: Real> Cagem<T> {
+    /// A freshly initialised model on `device`.
+    pub fn new(cfg: ModelConfig, seed: u64, device: &Device) -> Self {
+        let mut store = ParamStore::new();
+        let mut rng = HostRng::new(seed, INIT_STREAM);
+        let (x, z1, z2, k) = (cfg.x_dim, cfg.z1, cfg.z2, cfg.clusters);
+        let (qh, ph) = (cfg.q_hidden, cfg.p_hidden);
+        let s = &mut store;
+        let r = &mut rng;
+        let nets = Nets {
+            q_z1: Block::new(s, r, "q_z1", &[("x", x)], None, qh),
+            q_z1_head: GaussianHead::new(s, r, "q_z1", qh[1], z1),
+            q_y: Block::new(s, r, "q_y", &[("x", x), ("z1", z1)], None, qh),
+            q_y_head: Linear::new(s, r, "q_y.logits", qh[1], k, Init::Glorot),
+            q_z2: Block::new(s, r, "q_z2", &[("x", x), ("z1", z1)], Some(k), qh),
+            q_z2_head: GaussianHead::new(s, r, "q_z2", qh[1], z2),
+            p_y: Block::new(s, r, "p_y", &[("z2", z2)], None, ph),
+            p_y_head: Linear::new(s, r, "p_y.logits", ph[1], k, Init::Glorot),
+            p_z1: Block::new(s, r, "p_z1", &[("z2", z2)], Some(k), ph),
+            p_z1_head: GaussianHead::new(s, r, "p_z1", ph[1], z1),
+            p_x: Block::new(s, r, "p_x", &[("z1", z1)], Some(k), ph),
+            p_x_head: Linear::new(s, r, "p_x.logits", ph[1], x, Init::Glorot),
+        };
+        store.to_device(device);
+        Cagem { cfg, store, nets }
+    }
+
+    pub fn device(&self) -> Device {
+        self.store.get(ParamId(0)).device()
+    }
+
+    /// θ_y ∪ φ_y: the parameters of p(y|z2) and q(y|z1,x), the only ones the labelled
+    /// cross-entropies may move (appendix B).
+    pub fn classifier_params(&self) -> Vec<ParamId> {
+        self.store
+            .iter()
+            .filter(|(_, e)| e.name.starts_with("p_y.") || e.name.starts_with("q_y."))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    fn fwd<'a>(&'a mut self, g: &'a mut Graph<T>, bn: BnUse) -> (&'a Nets, Fwd<'a, T>) {
+        let (eps, momentum) = (self.cfg.bn_eps, self.cfg.bn_momentum);
+        (&self.nets, Fwd { g, store: &mut self.store, bn, bn_eps: eps, bn_momentum: momentum })
+    }
+
+    /// The ELBO pieces of an unlabelled batch x (B × x_dim).
+    pub fn elbo_terms(&mut self, g: &mut Graph<T>, bn: BnUse, x: Var, noise: &mut NoiseStreams) -> ElboTerms {
+        let k = self.cfg.clusters;
+        let (n, mut fwd) = self.fwd(g, bn);
+        let f = &mut fwd;
+        let b = f.g.shape(x).0;
+        let idx_k = cluster_rows(f.g.device(), k, b);
+
+        // q(z1|x), q(y|z1,x)
+        let h = n.q_z1.forward(f, &[x], None);
+        let (mu1, lv1) = n.q_z1_head.forward(f, h);
+        let z1 = f.g.reparameterize(mu1, lv1, b, noise.take());
+        let h = n.q_y.forward(f, &[x, z1], None);
+        let qy_logits = n.q_y_head.forward(f, h);
+        let log_qy = f.g.log_softmax(qy_logits);
+        let qy = f.g.softmax(qy_logits);
+        // q(z2|x,y,z1) for every y: K·B rows.
+        let h = n.q_z2.forward(f, &[x, z1], Some(&idx_k));
+        let (mu2, lv2) = n.q_z2_head.forward(f, h);
+        let z2 = f.g.reparameterize(mu2, lv2, k * b, noise.take());
+        // p(y|z2), p(z1|y,z2), p(x|y,z1) on the K·B rows.
+        let h = n.p_y.forward(f, &[z2], None);
+        let py_logits = n.p_y_head.forward(f, h);
+        let log_py_all = f.g.log_softmax(py_logits);
+        let log_py = f.g.pick(log_py_all, &idx_k);
+        let h = n.p_z1.forward(f, &[z2], Some(&idx_k));
+        let (mu_p1, lv_p1) = n.p_z1_head.forward(f, h);
+        let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
+        let h = n.p_x.forward(f, &[z1], Some(&idx_k));
+        let x_logits = n.p_x_head.forward(f, h);
+        let log_px = f.g.bernoulli_loglik(x_logits, x);
+        let log_pz2 = f.g.std_normal_logpdf(z2);
+        let log_qz2 = f.g.diag_gaussian_logpdf(z2, mu2, lv2);
+        let log_qz1 = f.g.diag_gaussian_logpdf(z1, mu1, lv1);
+
+        // Sum over y with weights q(y|z1,x), in the K × B layout.
+        let g = &mut *f.g;
+        let qy_t = g.transpose(qy);
+        let log_qy_t = g.transpose(log_qy);
+        let log_px = g.reshape(log_px, k, b);
+        let weighted = g.mul(qy_t, log_px);
+        let recon = g.fold_rows(weighted, 1);
+        let a = g.add(log_pz1, log_py);
+        let a = g.add(a, log_pz2);
+        let a = g.sub(a, log_qz2);
+        let a = g.reshape(a, k, b);
+        let a = g.sub(a, log_qy_t);
+        let weighted = g.mul(qy_t, a);
+        let per_y = g.fold_rows(weighted, 1);
+        let log_qz1 = g.reshape(log_qz1, 1, b);
+        let neg_kl = g.sub(per_y, log_qz1);
+        ElboTerms { recon, neg_kl, qy, mu1, mu2, logvar2: lv2 }
+    }
+
+    /// The labelled cross-entropies of appendix B, per example (1 × B each):
+    ///   H_q = −log q(y_l|z1,x), z1 ~ q(z1|x)
+    ///   H_p = −log Σ_y' q(y'|z1,x) p(y_l|z2_y'), z2_y' ~ q(z2|x,y',z1)
+    /// Only θ_y (p(y|z2)) and φ_y (q(y|z1,x)) receive gradients: z1, z2 and the networks that
+    /// make them run with gradients disabled.
+    pub fn classifier_terms(
+        &mut self,
+        g: &mut Graph<T>,
+        bn: BnUse,
+        x: Var,
+        labels: &[u32],
+        noise: &mut NoiseStreams,
+    ) -> (Var, Var) {
+        let k = self.cfg.clusters;
+        let (n, mut fwd) = self.fwd(g, bn);
+        let f = &mut fwd;
+        let b = f.g.shape(x).0;
+        assert_eq!(labels.len(), b, "classifier_terms: {} labels for {b} examples", labels.len());
+        let dev = f.g.device().clone();
+        let idx_k = cluster_rows(&dev, k, b);
+        let label_idx = Arc::new(Indices::new(&dev, labels));
+        let label_rows: Vec<u32> = (0..k * b).map(|r| labels[r % b]).collect();
+        let label_rows = Arc::new(Indices::new(&dev, &label_rows));
+        let grad_was = f.g.grad_enabled();
+
+        f.g.set_grad_enabled(false);
+        let h = n.q_z1.forward(f, &[x], None);
+        let (mu1, lv1) = n.q_z1_head.forward(f, h);
+        let z1 = f.g.reparameterize(mu1, lv1, b, noise.take());
+
+        f.g.set_grad_enabled(grad_was);
+        let h = n.q_y.forward(f, &[x, z1], None);
+        let qy_logits = n.q_y_head.forward(f, h);
+        let log_qy = f.g.log_softmax(qy_logits);
+        let picked = f.g.pick(log_qy, &label_idx);
+        let picked = f.g.reshape(picked, 1, b);
+        let hq = f.g.scale(picked, -T::one());
+
+        f.g.set_grad_enabled(false);
+        let h = n.q_z2.forward(f, &[x, z1], Some(&idx_k));
+        let (mu2, lv2) = n.q_z2_head.forward(f, h);
+        let z2 = f.g.reparameterize(mu2, lv2, k * b, noise.take());
+
+        f.g.set_grad_enabled(grad_was);
+        let h = n.p_y.forward(f, &[z2], None);
+        let py_logits = n.p_y_head.forward(f, h);
+        let log_py_all = f.g.log_softmax(py_logits);
+        let log_py_label = f.g.pick(log_py_all, &label_rows);
+        let log_py_label = f.g.reshape(log_py_label, k, b);
+        let log_qy_t = f.g.transpose(log_qy);
+        let joint = f.g.add(log_qy_t, log_py_label);
+        let log_p = f.g.logsumexp(joint, Axis::DownColumn);
+        let hp = f.g.scale(log_p, -T::one());
+        (hp, hq)
+    }
+
+    /// S importance samples for each image of x (N × x_dim), with y summed exactly: sample s
+    /// draws z1 ~ q(z1|x) and, for every y, z2_y ~ q(z2|x,y,z1), and has weight
+    ///   w = Σ_y p(x, y, z1, z2_y) / [q(z1|x) q(z2_y|x,y,z1)],
+    /// an unbiased estimate of p(x) (E over z2_y of each term is p(x,y,z1)/q(z1|x)).
+    /// Batch norm uses running statistics; nothing is recorded for backward.
+    pub fn iw_chunk(&mut self, g: &mut Graph<T>, x: Var, samples: usize, noise: &mut NoiseStreams) -> IwChunk {
+        let k = self.cfg.clusters;
+        let (n, mut fwd) = self.fwd(g, BnUse::Eval);
+        let f = &mut fwd;
+        let grad_was = f.g.grad_enabled();
+        f.g.set_grad_enabled(false);
+        let nimg = f.g.shape(x).0;
+        let sn = samples * nimg;
+        let idx_k = cluster_rows(f.g.device(), k, sn);
+
+        let h = n.q_z1.forward(f, &[x], None);
+        let (mu1, lv1) = n.q_z1_head.forward(f, h);
+        // Row s·N + n: sample s of image n (μ, λ and x repeat with period N).
+        let z1 = f.g.reparameterize(mu1, lv1, sn, noise.take());
+        let log_qz1 = f.g.diag_gaussian_logpdf(z1, mu1, lv1);
+        let h = n.q_y.forward(f, &[x, z1], None);
+        let qy_logits = n.q_y_head.forward(f, h);
+        let log_qy = f.g.log_softmax(qy_logits);
+        let h = n.q_z2.forward(f, &[x, z1], Some(&idx_k));
+        let (mu2, lv2) = n.q_z2_head.forward(f, h);
+        let z2 = f.g.reparameterize(mu2, lv2, k * sn, noise.take());
+        let h = n.p_y.forward(f, &[z2], None);
+        let py_logits = n.p_y_head.forward(f, h);
+        let log_py_all = f.g.log_softmax(py_logits);
+        let log_py = f.g.pick(log_py_all, &idx_k);
+        let h = n.p_z1.forward(f, &[z2], Some(&idx_k));
+        let (mu_p1, lv_p1) = n.p_z1_head.forward(f, h);
+        let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
+        let h = n.p_x.forward(f, &[z1], Some(&idx_k));
+        let x_logits = n.p_x_head.forward(f, h);
+        let log_px = f.g.bernoulli_loglik(x_logits, x);
+        let log_pz2 = f.g.std_normal_logpdf(z2);
+        let log_qz2 = f.g.diag_gaussian_logpdf(z2, mu2, lv2);
+
+        let g = &mut *f.g;
+        let a = g.add(log_px, log_pz1);
+        let a = g.add(a, log_py);
+        let a = g.add(a, log_pz2);
+        let a = g.sub(a, log_qz2);
+        let a = g.reshape(a, k, sn);
+        let sum_y = g.logsumexp(a, Axis::DownColumn);
+        let log_qz1 = g.reshape(log_qz1, 1, sn);
+        let log_w = g.sub(sum_y, log_qz1);
+        let log_w = g.reshape(log_w, samples, nimg);
+        let log_sum_w = g.logsumexp(log_w, Axis::DownColumn);
+        g.set_grad_enabled(grad_was);
+        IwChunk { log_sum_w, log_qy, log_py: log_py_all }
+    }
+}

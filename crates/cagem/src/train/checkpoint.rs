@@ -1,0 +1,179 @@
+//! Checkpoints: one safetensors file per run (RUN/checkpoint.safetensors) holding every
+//! parameter and batch-norm statistic ("param/<name>"), Adam's moments ("adam.m/<name>",
+//! "adam.v/<name>"), and in its metadata the model and training configurations and the training
+//! state (epochs done, Adam's step, random-stream positions) as JSON. One file, written to a
+//! temporary name, synced and renamed, so a crash leaves the previous checkpoint intact.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cagem_autodiff::{Adam, Device, ParamId, Real, Tensor};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::run::TrainState;
+use crate::config::{ModelConfig, TrainConfig};
+use crate::error::{Error, Result};
+use crate::model::Cagem;
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+const FORMAT: &str = "cagem-checkpoint-v1";
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, "write", e)
+    })
+}
+
+/// The configurations of a run as readable JSON (RUN/config.json).
+pub fn config_json(model: &ModelConfig, train: &TrainConfig) -> String {
+    let v = serde_json::json!({ "model": model, "train": train });
+    serde_json::to_string_pretty(&v).expect("configs serialise") + "\n"
+}
+
+fn to_bytes<T: Real>(t: &Tensor<T>) -> Vec<u8> {
+    bytemuck::cast_slice(&t.to_vec()).to_vec()
+}
+
+fn dtype<T: Real>() -> Dtype {
+    if T::NAME == "f64" { Dtype::F64 } else { Dtype::F32 }
+}
+
+/// Saves model, optimiser and state to RUN/checkpoint.safetensors.
+pub fn save<T: Real>(
+    dir: &Path,
+    model: &Cagem<T>,
+    adam: &Adam<T>,
+    train: &TrainConfig,
+    state: &TrainState,
+) -> Result<()> {
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (id, e) in model.store.iter() {
+        named.push((format!("param/{}", e.name), vec![e.value.rows(), e.value.cols()], to_bytes(&e.value)));
+        if let Some((m, v)) = adam.moments(id) {
+            named.push((format!("adam.m/{}", e.name), vec![m.rows(), m.cols()], to_bytes(m)));
+            named.push((format!("adam.v/{}", e.name), vec![v.rows(), v.cols()], to_bytes(v)));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = named
+        .iter()
+        .map(|(n, shape, bytes)| {
+            (n.clone(), TensorView::new(dtype::<T>(), shape.clone(), bytes).expect("consistent view"))
+        })
+        .collect();
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("model".to_string(), serde_json::to_string(&model.cfg).expect("serialise"));
+    meta.insert("train".to_string(), serde_json::to_string(train).expect("serialise"));
+    meta.insert("state".to_string(), serde_json::to_string(state).expect("serialise"));
+    let path = dir.join(CHECKPOINT_FILE);
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::checkpoint(&path, format!("cannot serialise: {e}")))?;
+    write_atomic(&path, &bytes)
+}
+
+/// The configurations and state stored in a checkpoint.
+pub struct CheckpointMeta {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub state: TrainState,
+}
+
+fn read_checkpoint(dir: &Path) -> Result<(PathBuf, Vec<u8>)> {
+    let path = dir.join(CHECKPOINT_FILE);
+    if !path.exists() {
+        return Err(Error::checkpoint(
+            &path,
+            "not found (is this a cagem run folder? training writes it after the first epoch)",
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?;
+    Ok((path, bytes))
+}
+
+fn parse_meta(path: &Path, st_meta: &Option<HashMap<String, String>>) -> Result<CheckpointMeta> {
+    let meta = st_meta.as_ref().ok_or_else(|| Error::checkpoint(path, "no metadata: not written by cagem"))?;
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        Some(f) => return Err(Error::checkpoint(path, format!("format '{f}', this cagem reads '{FORMAT}'"))),
+        None => return Err(Error::checkpoint(path, "no format tag: not written by cagem")),
+    }
+    let field = |k: &str| meta.get(k).ok_or_else(|| Error::checkpoint(path, format!("metadata lacks '{k}'")));
+    let bad = |k: &str, e: serde_json::Error| Error::checkpoint(path, format!("metadata '{k}' is malformed: {e}"));
+    Ok(CheckpointMeta {
+        model: serde_json::from_str(field("model")?).map_err(|e| bad("model", e))?,
+        train: serde_json::from_str(field("train")?).map_err(|e| bad("train", e))?,
+        state: serde_json::from_str(field("state")?).map_err(|e| bad("state", e))?,
+    })
+}
+
+/// Reads only the configurations and state of a run's checkpoint.
+pub fn load_meta(dir: &Path) -> Result<CheckpointMeta> {
+    let (path, bytes) = read_checkpoint(dir)?;
+    let (_, m) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::checkpoint(&path, format!("corrupt: {e}")))?;
+    parse_meta(&path, m.metadata())
+}
+
+/// Restores model (on `device`), optimiser and metadata from a run's checkpoint.
+pub fn load<T: Real>(dir: &Path, device: &Device) -> Result<(Cagem<T>, Adam<T>, CheckpointMeta)> {
+    let (path, bytes) = read_checkpoint(dir)?;
+    let corrupt = |e: safetensors::SafeTensorError| Error::checkpoint(&path, format!("corrupt or truncated: {e}"));
+    let (_, m) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
+    let meta = parse_meta(&path, m.metadata())?;
+    let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let mut model = Cagem::<T>::new(meta.model.clone(), 0, &Device::Cpu);
+    let read = |name: &str, shape: (usize, usize)| -> Result<Option<Tensor<T>>> {
+        let view = match st.tensor(name) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        if view.shape() != [shape.0, shape.1] {
+            return Err(Error::checkpoint(
+                &path,
+                format!("'{name}' has shape {:?}, the model needs {shape:?}", view.shape()),
+            ));
+        }
+        let values: Vec<f64> = match view.dtype() {
+            Dtype::F32 => {
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64).collect()
+            }
+            Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect(),
+            d => return Err(Error::checkpoint(&path, format!("'{name}' has dtype {d:?}, expected F32 or F64"))),
+        };
+        Ok(Some(Tensor::from_f64(&Device::Cpu, shape.0, shape.1, &values)))
+    };
+    let mut adam = Adam::new();
+    adam.t = meta.state.adam_t;
+    let ids: Vec<ParamId> = model.store.ids().collect();
+    for id in ids {
+        let (name, shape) = {
+            let e = model.store.entry(id);
+            (e.name.clone(), e.value.shape())
+        };
+        let value = read(&format!("param/{name}"), shape)?
+            .ok_or_else(|| Error::checkpoint(&path, format!("missing parameter '{name}'")))?;
+        *model.store.get_mut(id) = value;
+        if let (Some(m), Some(v)) = (read(&format!("adam.m/{name}"), shape)?, read(&format!("adam.v/{name}"), shape)?) {
+            adam.set_moments(id, m.to_device(device), v.to_device(device));
+        }
+    }
+    model.store.to_device(device);
+    Ok((model, adam, meta))
+}

@@ -1,0 +1,138 @@
+//! Runs and checkpoints: a run killed after an epoch and resumed ends bit-for-bit where an
+//! uninterrupted run ends; what cannot work is refused with a clear error.
+
+use std::path::Path;
+
+use cagem::data::{Dataset, DeviceData, mnist};
+use cagem::train::checkpoint::{self, CHECKPOINT_FILE};
+use cagem::train::run::Quiet;
+use cagem::train::{Run, open_run};
+use cagem::{ModelConfig, TrainConfig};
+use cagem_autodiff::Device;
+
+fn small() -> (Dataset, ModelConfig, TrainConfig) {
+    let data = mnist::bundled().unwrap().truncated(200, 40);
+    let model = ModelConfig { z1: 4, z2: 2, q_hidden: [24, 12], p_hidden: [12, 24], ..ModelConfig::default() };
+    let cfg = TrainConfig {
+        labels: 20,
+        labelled_batch: 10,
+        epochs: 2,
+        batch: 50,
+        warmup: 1.0,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    (data, model, cfg)
+}
+
+fn train(dir: &Path, data: &Dataset, m: &ModelConfig, cfg: &TrainConfig, resume: bool) -> Run<f32> {
+    let dev = Device::Cpu;
+    let mut run = open_run::<f32>(dir, m, cfg, data, &dev, resume).expect("open run");
+    run.train(data, &DeviceData::new(&dev, data), &mut Quiet).expect("train");
+    run
+}
+
+fn params(run: &Run<f32>) -> Vec<Vec<f32>> {
+    run.model.store.iter().map(|(_, e)| e.value.to_vec()).collect()
+}
+
+fn metric_lines(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            for k in ["examples_per_s", "epoch_seconds", "seconds"] {
+                o.remove(k);
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn resumed_run_matches_uninterrupted_run_exactly() {
+    let (data, m, cfg) = small();
+    let straight = tempfile::tempdir().unwrap();
+    let a = train(straight.path(), &data, &m, &cfg, false);
+
+    let split = tempfile::tempdir().unwrap();
+    let first = TrainConfig { epochs: 1, ..cfg.clone() };
+    train(split.path(), &data, &m, &first, false);
+    // A crash after the metrics line of a later epoch but before its checkpoint leaves a stray
+    // line; resuming must drop it.
+    let metrics = split.path().join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text += "{\"epoch\": 2, \"loss\": 1.0}\n";
+    std::fs::write(&metrics, text).unwrap();
+    let b = train(split.path(), &data, &m, &cfg, true);
+
+    assert_eq!(a.state, b.state.clone_with_seconds(a.state.seconds));
+    assert_eq!(params(&a), params(&b), "parameters differ after resuming");
+    assert_eq!(metric_lines(straight.path()), metric_lines(split.path()));
+    assert_eq!(metric_lines(split.path()).len(), 2);
+    let (ma, mb) = (&a.adam, &b.adam);
+    assert_eq!(ma.t, mb.t);
+}
+
+trait WithSeconds {
+    fn clone_with_seconds(&self, s: f64) -> Self;
+}
+impl WithSeconds for cagem::train::TrainState {
+    fn clone_with_seconds(&self, s: f64) -> Self {
+        let mut c = self.clone();
+        c.seconds = s;
+        c
+    }
+}
+
+#[test]
+fn refuses_what_cannot_work() {
+    let (data, m, cfg) = small();
+    let dev = Device::Cpu;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let err = |r: cagem::Result<Run<f32>>| match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    };
+
+    let t = err(open_run::<f32>(&dir, &m, &cfg, &data, &dev, true));
+    assert!(t.contains("not found"), "{t}");
+
+    let one = TrainConfig { epochs: 1, ..cfg.clone() };
+    train(&dir, &data, &m, &one, false);
+    let t = err(open_run::<f32>(&dir, &m, &cfg, &data, &dev, false));
+    assert!(t.contains("already holds a run") && t.contains("--resume"), "{t}");
+
+    let other = TrainConfig { labels: 40, ..cfg.clone() };
+    let t = err(open_run::<f32>(&dir, &m, &other, &data, &dev, true));
+    assert!(t.contains("different configuration") && t.contains("labels is 20 in the checkpoint, 40 requested"), "{t}");
+    let other_model = ModelConfig { clusters: 12, ..m.clone() };
+    let t = err(open_run::<f32>(&dir, &other_model, &cfg, &data, &dev, true));
+    assert!(t.contains("clusters is 10 in the checkpoint, 12 requested"), "{t}");
+
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let t = err(open_run::<f32>(&blocker.join("run"), &m, &cfg, &data, &dev, false));
+    assert!(t.contains("cannot create the run folder"), "{t}");
+
+    let few = ModelConfig { clusters: 5, ..m.clone() };
+    let t = err(open_run::<f32>(&tmp.path().join("r2"), &few, &cfg, &data, &dev, false));
+    assert!(t.contains("--clusters 5 is fewer than the 10 classes"), "{t}");
+
+    let too_many = TrainConfig { labels: 1000, ..cfg.clone() };
+    let t = err(open_run::<f32>(&tmp.path().join("r3"), &m, &too_many, &data, &dev, false));
+    assert!(t.contains("only"), "{t}");
+
+    // A damaged checkpoint is reported, not trusted.
+    let ck = dir.join(CHECKPOINT_FILE);
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let t = match checkpoint::load::<f32>(&dir, &dev) {
+        Ok(_) => panic!("loaded a truncated checkpoint"),
+        Err(e) => e.to_string(),
+    };
+    assert!(t.contains("corrupt"), "{t}");
+}
