@@ -65,3 +65,37 @@ pub mod cpu {
         });
     }
 }
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::AdamStep;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{grid_1d, kname, launch};
+    use crate::real::Real;
+
+    pub fn step<T: Real>(
+        h: AdamStep,
+        p: &mut CudaBuffer<T>,
+        g: &CudaBuffer<T>,
+        m: &mut CudaBuffer<T>,
+        v: &mut CudaBuffer<T>,
+    ) {
+        let dev = g.device().clone();
+        let (lr_t, eps_t) = h.corrected();
+        let (n, b1, b2, lr_t, eps_t) = (p.len() as u64, T::c(h.beta1), T::c(h.beta2), T::c(lr_t), T::c(eps_t));
+        launch!(
+            dev,
+            kname::<T>("adam"),
+            grid_1d(n),
+            &mut p.slice,
+            &g.slice,
+            &mut m.slice,
+            &mut v.slice,
+            &n,
+            &b1,
+            &b2,
+            &lr_t,
+            &eps_t
+        );
+    }
+}

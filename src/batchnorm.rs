@@ -42,6 +42,11 @@ pub fn forward_train<T: Real>(
     running: Option<RunningStats<Buffer<T>>>,
 ) {
     check(rows, cols, x.len(), &affine);
+    assert_eq!(y.len(), rows * cols, "batchnorm: output shape");
+    assert!(mean.len() == cols && rstd.len() == cols, "batchnorm: statistics length");
+    if let Some(r) = &running {
+        assert!(r.mean.len() == cols && r.var.len() == cols, "batchnorm: running statistics length");
+    }
     match y {
         Buffer::Host(y) => cpu::forward_train(
             rows,
@@ -115,6 +120,17 @@ pub fn backward<T: Real>(
 ) {
     check(rows, cols, x.len(), &affine);
     assert_eq!(g.len(), rows * cols, "batchnorm backward: gradient shape");
+    let (m, s) = match &stats {
+        BnStats::Batch { mean, rstd } => (mean.len(), rstd.len()),
+        BnStats::Running { mean, var } => (mean.len(), var.len()),
+    };
+    assert!(m == cols && s == cols, "batchnorm backward: statistics length");
+    for (o, n, what) in [(&grads.dx, rows * cols, "dx"), (&grads.dgamma, cols, "dgamma"), (&grads.dbeta, cols, "dbeta")]
+    {
+        if let Some(o) = o {
+            assert_eq!(o.buf.len(), n, "batchnorm backward: {what} length");
+        }
+    }
     match g {
         Buffer::Host(g) => cpu::backward(
             rows,
@@ -376,6 +392,227 @@ pub mod cpu {
                     }
                 }
             });
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::{BnAffine, BnGrads, BnStats, RunningStats};
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{BN_ROWS_PER_BLOCK, column_blocks, dim, grid_1d, kname, launch};
+    use crate::real::Real;
+
+    fn row_blocks(rows: usize) -> u32 {
+        let b = (dim(rows)).div_ceil(BN_ROWS_PER_BLOCK);
+        assert!(b <= 65_535, "batch norm over {rows} rows exceeds the grid of kernels/batchnorm.cu");
+        b
+    }
+
+    pub fn forward_train<T: Real>(
+        rows: usize,
+        cols: usize,
+        x: &CudaBuffer<T>,
+        affine: BnAffine<CudaBuffer<T>>,
+        y: &mut CudaBuffer<T>,
+        mean: &mut CudaBuffer<T>,
+        rstd: &mut CudaBuffer<T>,
+        running: Option<RunningStats<CudaBuffer<T>>>,
+    ) {
+        let dev = x.device().clone();
+        let (r, c, rb) = (dim(rows), dim(cols), row_blocks(rows));
+        let (mut p1, mut p2) = (dev.scratch_f64(rb as usize * cols), dev.scratch_f64(rb as usize * cols));
+        launch!(dev, kname::<T>("bn_moments"), column_blocks(c, rb), &x.slice, &mut p1.slice, &mut p2.slice, &r, &c);
+        let (mut scale, mut offset) = (dev.alloc::<T>(cols), dev.alloc::<T>(cols));
+        let (mut dummy_m, mut dummy_v) = (dev.alloc::<T>(1), dev.alloc::<T>(1));
+        let (update, momentum) = (running.is_some() as i32, running.as_ref().map_or(0.0, |r| r.momentum));
+        let (run_mean, run_var) = match running {
+            Some(r) => (&mut r.mean.slice, &mut r.var.slice),
+            None => (&mut dummy_m.slice, &mut dummy_v.slice),
+        };
+        launch!(
+            dev,
+            kname::<T>("bn_finalize"),
+            grid_1d(cols as u64),
+            &p1.slice,
+            &p2.slice,
+            &rb,
+            &x.slice,
+            &affine.gamma.slice,
+            &affine.beta.slice,
+            &mut mean.slice,
+            &mut rstd.slice,
+            &mut scale.slice,
+            &mut offset.slice,
+            run_mean,
+            run_var,
+            &r,
+            &c,
+            &affine.eps,
+            &momentum,
+            &update
+        );
+        let relu = affine.relu as i32;
+        launch!(
+            dev,
+            kname::<T>("bn_apply"),
+            grid_1d((rows * cols) as u64),
+            &x.slice,
+            &scale.slice,
+            &offset.slice,
+            &mut y.slice,
+            &r,
+            &c,
+            &relu
+        );
+    }
+
+    pub fn forward_eval<T: Real>(
+        rows: usize,
+        cols: usize,
+        x: &CudaBuffer<T>,
+        affine: BnAffine<CudaBuffer<T>>,
+        running_mean: &CudaBuffer<T>,
+        running_var: &CudaBuffer<T>,
+        y: &mut CudaBuffer<T>,
+    ) {
+        let dev = x.device().clone();
+        let (r, c, relu) = (dim(rows), dim(cols), affine.relu as i32);
+        let (mut scale, mut offset) = (dev.alloc::<T>(cols), dev.alloc::<T>(cols));
+        launch!(
+            dev,
+            kname::<T>("bn_eval_affine"),
+            grid_1d(cols as u64),
+            &affine.gamma.slice,
+            &affine.beta.slice,
+            &running_mean.slice,
+            &running_var.slice,
+            &mut scale.slice,
+            &mut offset.slice,
+            &c,
+            &affine.eps
+        );
+        launch!(
+            dev,
+            kname::<T>("bn_apply"),
+            grid_1d((rows * cols) as u64),
+            &x.slice,
+            &scale.slice,
+            &offset.slice,
+            &mut y.slice,
+            &r,
+            &c,
+            &relu
+        );
+    }
+
+    pub fn backward<T: Real>(
+        rows: usize,
+        cols: usize,
+        g: &CudaBuffer<T>,
+        x: &CudaBuffer<T>,
+        affine: BnAffine<CudaBuffer<T>>,
+        stats: BnStats<CudaBuffer<T>>,
+        grads: BnGrads<CudaBuffer<T>>,
+    ) {
+        let dev = x.device().clone();
+        let (r, c, relu) = (dim(rows), dim(cols), affine.relu as i32);
+        let (mean, stat, running) = match stats {
+            BnStats::Batch { mean, rstd } => (mean, rstd, 0i32),
+            BnStats::Running { mean, var } => (mean, var, 1i32),
+        };
+        let batch = 1 - running;
+        let (mut scale, mut offset, mut rr) = (dev.alloc::<T>(cols), dev.alloc::<T>(cols), dev.alloc::<T>(cols));
+        launch!(
+            dev,
+            kname::<T>("bn_backward_affine"),
+            grid_1d(cols as u64),
+            &affine.gamma.slice,
+            &affine.beta.slice,
+            &mean.slice,
+            &stat.slice,
+            &mut scale.slice,
+            &mut offset.slice,
+            &mut rr.slice,
+            &c,
+            &affine.eps,
+            &running
+        );
+        let (mut mean_g, mut mean_gx) = (dev.alloc::<T>(cols), dev.alloc::<T>(cols));
+        let need_sums = grads.dgamma.is_some() || grads.dbeta.is_some() || (batch == 1 && grads.dx.is_some());
+        if need_sums {
+            let rb = row_blocks(rows);
+            let (mut pg, mut pgx) = (dev.scratch_f64(rb as usize * cols), dev.scratch_f64(rb as usize * cols));
+            launch!(
+                dev,
+                kname::<T>("bn_backward_sums"),
+                column_blocks(c, rb),
+                &g.slice,
+                &x.slice,
+                &scale.slice,
+                &offset.slice,
+                &mean.slice,
+                &rr.slice,
+                &mut pg.slice,
+                &mut pgx.slice,
+                &r,
+                &c,
+                &relu
+            );
+            let (mut dummy_g, mut dummy_b) = (dev.alloc::<T>(1), dev.alloc::<T>(1));
+            let (want_g, acc_g) = grads.dgamma.as_ref().map_or((0, 0), |o| (1, o.accumulate as i32));
+            let (want_b, acc_b) = grads.dbeta.as_ref().map_or((0, 0), |o| (1, o.accumulate as i32));
+            let dgamma = match grads.dgamma {
+                Some(o) => &mut o.buf.slice,
+                None => &mut dummy_g.slice,
+            };
+            let dbeta = match grads.dbeta {
+                Some(o) => &mut o.buf.slice,
+                None => &mut dummy_b.slice,
+            };
+            launch!(
+                dev,
+                kname::<T>("bn_backward_finalize"),
+                grid_1d(cols as u64),
+                &pg.slice,
+                &pgx.slice,
+                &rb,
+                dgamma,
+                dbeta,
+                &mut mean_g.slice,
+                &mut mean_gx.slice,
+                &r,
+                &c,
+                &want_g,
+                &acc_g,
+                &want_b,
+                &acc_b,
+                &batch
+            );
+        } else {
+            crate::elementwise::cuda::fill(&mut mean_g, T::zero());
+            crate::elementwise::cuda::fill(&mut mean_gx, T::zero());
+        }
+        if let Some(dx) = grads.dx {
+            let acc = dx.accumulate as i32;
+            launch!(
+                dev,
+                kname::<T>("bn_backward_dx"),
+                grid_1d((rows * cols) as u64),
+                &g.slice,
+                &x.slice,
+                &scale.slice,
+                &offset.slice,
+                &mean.slice,
+                &rr.slice,
+                &mean_g.slice,
+                &mean_gx.slice,
+                &mut dx.buf.slice,
+                &r,
+                &c,
+                &relu,
+                &acc
+            );
         }
     }
 }

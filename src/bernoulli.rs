@@ -42,6 +42,7 @@ pub fn loglik_backward<T: Real>(
 ) {
     assert_eq!(logits.len(), g.len() * cols, "bernoulli loglik backward: shape");
     assert_eq!(dlogits.buf.len(), logits.len(), "bernoulli loglik backward: output shape");
+    crate::check_broadcast(g.len(), cols, x.len(), "x");
     match &*dlogits.buf {
         Buffer::Host(_) => cpu::loglik_backward(cols, g.host(), logits.host(), x.host(), dlogits.host()),
         #[cfg(feature = "cuda")]
@@ -81,5 +82,53 @@ pub mod cpu {
                 }
             }
         });
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{dim, grid_1d, kname, launch, warp_per_row};
+    use crate::real::Real;
+
+    pub fn loglik<T: Real>(cols: usize, logits: &CudaBuffer<T>, x: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let dev = x.device().clone();
+        let (rows, c, px) = (dim(out.len()), dim(cols), dim(x.len() / cols));
+        launch!(
+            dev,
+            kname::<T>("bern_loglik"),
+            warp_per_row(rows),
+            &logits.slice,
+            &x.slice,
+            &mut out.slice,
+            &rows,
+            &c,
+            &px
+        );
+    }
+
+    pub fn loglik_backward<T: Real>(
+        cols: usize,
+        g: &CudaBuffer<T>,
+        logits: &CudaBuffer<T>,
+        x: &CudaBuffer<T>,
+        dl: GradOut<CudaBuffer<T>>,
+    ) {
+        let dev = x.device().clone();
+        let (rows, c, px, acc) = (dim(g.len()), dim(cols), dim(x.len() / cols), dl.accumulate as i32);
+        launch!(
+            dev,
+            kname::<T>("bern_backward"),
+            grid_1d(logits.len() as u64),
+            &g.slice,
+            &logits.slice,
+            &x.slice,
+            &mut dl.buf.slice,
+            &rows,
+            &c,
+            &px,
+            &acc
+        );
     }
 }

@@ -8,8 +8,9 @@ use crate::rng::RngStream;
 
 /// Draws a binary batch: row b of `out` is a Bernoulli sample of row `rows[b]` of `probs`.
 pub fn binarize_rows<T: Real>(cols: usize, probs: &Buffer<T>, rows: &Indices, stream: RngStream, out: &mut Buffer<T>) {
+    assert!(cols > 0, "binarize: zero columns");
     assert_eq!(out.len(), rows.len() * cols, "binarize: output shape");
-    assert!(probs.len() % cols.max(1) == 0, "binarize: probabilities shape");
+    assert!(probs.len() % cols == 0, "binarize: probabilities shape");
     match out {
         Buffer::Host(o) => cpu::binarize_rows(cols, probs.host(), rows.host(), stream, o),
         #[cfg(feature = "cuda")]
@@ -32,5 +33,39 @@ pub mod cpu {
                 chunk[i] = if u < probs[src * cols + d].as_f64() { T::one() } else { T::zero() };
             });
         });
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::cuda::launch::{dim, grid_1d, kname, launch};
+    use crate::cuda::{CudaBuffer, CudaIndices};
+    use crate::real::Real;
+    use crate::rng::RngStream;
+
+    pub fn binarize_rows<T: Real>(
+        cols: usize,
+        probs: &CudaBuffer<T>,
+        rows: &CudaIndices,
+        stream: RngStream,
+        out: &mut CudaBuffer<T>,
+    ) {
+        let dev = probs.device().clone();
+        let n = probs.len() / cols;
+        assert!(rows.max().is_none_or(|m| (m as usize) < n), "binarize: a row index is out of range for {n} rows");
+        let (r, c, seed, st) = (dim(rows.len()), dim(cols), stream.seed, stream.stream);
+        let blocks = (out.len() as u64).div_ceil(4);
+        launch!(
+            dev,
+            kname::<T>("binarize"),
+            grid_1d(blocks),
+            &probs.slice,
+            &rows.slice,
+            &mut out.slice,
+            &r,
+            &c,
+            &seed,
+            &st
+        );
     }
 }

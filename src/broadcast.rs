@@ -178,3 +178,72 @@ pub mod cpu {
         }
     }
 }
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{column_blocks, dim, grid_1d, kname, launch, warp_per_row};
+    use crate::real::Real;
+
+    pub fn tile_rows<T: Real>(cols: usize, src: &CudaBuffer<T>, s: T, out: GradOut<CudaBuffer<T>>) {
+        let dev = src.device().clone();
+        let (rows, c, p, acc) = (dim(out.buf.len() / cols), dim(cols), dim(src.len() / cols), out.accumulate as i32);
+        launch!(
+            dev,
+            kname::<T>("tile_rows"),
+            grid_1d(out.buf.len() as u64),
+            &src.slice,
+            &s,
+            &mut out.buf.slice,
+            &rows,
+            &c,
+            &p,
+            &acc
+        );
+    }
+
+    pub fn add_tiled<T: Real>(cols: usize, a: &CudaBuffer<T>, b: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let dev = a.device().clone();
+        let (rows, c, p) = (dim(a.len() / cols), dim(cols), dim(b.len() / cols));
+        launch!(
+            dev,
+            kname::<T>("add_tiled"),
+            grid_1d(a.len() as u64),
+            &a.slice,
+            &b.slice,
+            &mut out.slice,
+            &rows,
+            &c,
+            &p
+        );
+    }
+
+    pub fn fold_rows<T: Real>(cols: usize, g: &CudaBuffer<T>, out: GradOut<CudaBuffer<T>>) {
+        let dev = g.device().clone();
+        let (rows, c, p, acc) = (dim(g.len() / cols), dim(cols), dim(out.buf.len() / cols), out.accumulate as i32);
+        launch!(dev, kname::<T>("fold_rows"), column_blocks(c, p), &g.slice, &mut out.buf.slice, &rows, &c, &p, &acc);
+    }
+
+    pub fn row_sums<T: Real>(cols: usize, x: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let dev = x.device().clone();
+        let (rows, c) = (dim(out.len()), dim(cols));
+        launch!(dev, kname::<T>("row_sums"), warp_per_row(rows), &x.slice, &mut out.slice, &rows, &c);
+    }
+
+    pub fn tile_cols<T: Real>(cols: usize, g: &CudaBuffer<T>, s: T, out: GradOut<CudaBuffer<T>>) {
+        let dev = g.device().clone();
+        let (rows, c, acc) = (dim(g.len()), dim(cols), out.accumulate as i32);
+        launch!(
+            dev,
+            kname::<T>("tile_cols"),
+            grid_1d(out.buf.len() as u64),
+            &g.slice,
+            &s,
+            &mut out.buf.slice,
+            &rows,
+            &c,
+            &acc
+        );
+    }
+}

@@ -23,6 +23,8 @@ pub enum DeviceError {
     NoDriver(String),
     /// The driver loaded but reported no usable GPU, or initialisation failed.
     Cuda(String),
+    /// A setting the device does not have.
+    Unsupported(String),
 }
 
 impl fmt::Display for DeviceError {
@@ -38,6 +40,7 @@ impl fmt::Display for DeviceError {
             ),
             DeviceError::NoDriver(s) => write!(f, "no CUDA driver available: {s}"),
             DeviceError::Cuda(s) => write!(f, "CUDA initialisation failed: {s}"),
+            DeviceError::Unsupported(s) => write!(f, "{s}"),
         }
     }
 }
@@ -81,6 +84,38 @@ impl Device {
             Device::Cpu => "cpu".to_string(),
             #[cfg(feature = "cuda")]
             Device::Cuda(d) => d.name(),
+        }
+    }
+
+    /// The most device memory in use at once since the last reset, in bytes (None on the CPU).
+    pub fn peak_memory(&self) -> Option<u64> {
+        match self {
+            Device::Cpu => None,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(d) => Some(d.peak_memory()),
+        }
+    }
+
+    pub fn reset_peak_memory(&self) {
+        match self {
+            Device::Cpu => {}
+            #[cfg(feature = "cuda")]
+            Device::Cuda(d) => d.reset_peak_memory(),
+        }
+    }
+
+    /// Lets f32 matrix products use TF32 tensor cores (GPU only; ~1e-3 relative error).
+    pub fn set_tf32(&self, on: bool) -> Result<(), DeviceError> {
+        match self {
+            Device::Cpu if on => Err(DeviceError::Unsupported(
+                "--tf32 needs --device cuda (TF32 is a mode of the GPU's tensor cores)".into(),
+            )),
+            Device::Cpu => Ok(()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(d) => {
+                d.set_tf32(on);
+                Ok(())
+            }
         }
     }
 

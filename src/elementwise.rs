@@ -122,3 +122,36 @@ pub mod cpu {
         });
     }
 }
+
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda {
+    use super::BinaryOp;
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{grid_1d, kname, launch};
+    use crate::real::Real;
+
+    pub fn fill<T: Real>(x: &mut CudaBuffer<T>, value: T) {
+        let (dev, n) = (x.device().clone(), x.len() as u64);
+        launch!(dev, kname::<T>("fill"), grid_1d(n), &mut x.slice, &value, &n);
+    }
+
+    pub fn copy<T: Real>(src: &CudaBuffer<T>, dst: &mut CudaBuffer<T>) {
+        dst.copy_from(src);
+    }
+
+    pub fn binary<T: Real>(op: BinaryOp, a: &CudaBuffer<T>, b: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let (dev, n, code) = (out.device().clone(), out.len() as u64, op.code());
+        launch!(dev, kname::<T>("binary"), grid_1d(n), &a.slice, &b.slice, &mut out.slice, &n, &code);
+    }
+
+    pub fn scale_into<T: Real>(x: &CudaBuffer<T>, s: T, dst: GradOut<CudaBuffer<T>>) {
+        let (dev, n, acc) = (x.device().clone(), x.len() as u64, dst.accumulate as i32);
+        launch!(dev, kname::<T>("scale_into"), grid_1d(n), &x.slice, &s, &mut dst.buf.slice, &n, &acc);
+    }
+
+    pub fn mul_into<T: Real>(a: &CudaBuffer<T>, b: &CudaBuffer<T>, s: T, dst: GradOut<CudaBuffer<T>>) {
+        let (dev, n, acc) = (a.device().clone(), a.len() as u64, dst.accumulate as i32);
+        launch!(dev, kname::<T>("mul_into"), grid_1d(n), &a.slice, &b.slice, &s, &mut dst.buf.slice, &n, &acc);
+    }
+}

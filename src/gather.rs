@@ -115,3 +115,87 @@ pub mod cpu {
         });
     }
 }
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::buffer::GradOut;
+    use crate::cuda::launch::{column_blocks, dim, grid_1d, kname, launch};
+    use crate::cuda::{CudaBuffer, CudaIndices};
+    use crate::real::Real;
+
+    /// The GPU does not bounds-check: refuse indices beyond `n` before launching.
+    fn in_range(idx: &CudaIndices, n: usize, what: &str) {
+        assert!(idx.max().is_none_or(|m| (m as usize) < n), "{what}: index {:?} out of range for {n}", idx.max());
+    }
+
+    pub fn gather_add_rows<T: Real>(
+        cols: usize,
+        a: &CudaBuffer<T>,
+        table: &CudaBuffer<T>,
+        idx: &CudaIndices,
+        out: &mut CudaBuffer<T>,
+    ) {
+        let dev = a.device().clone();
+        let (rows, c, pa) = (dim(idx.len()), dim(cols), dim(a.len() / cols));
+        in_range(idx, table.len() / cols, "gather_add_rows");
+        launch!(
+            dev,
+            kname::<T>("gather_add_rows"),
+            grid_1d(out.len() as u64),
+            &a.slice,
+            &table.slice,
+            &idx.slice,
+            &mut out.slice,
+            &rows,
+            &c,
+            &pa
+        );
+    }
+
+    pub fn scatter_add_rows<T: Real>(
+        cols: usize,
+        g: &CudaBuffer<T>,
+        idx: &CudaIndices,
+        dtable: GradOut<CudaBuffer<T>>,
+    ) {
+        let dev = g.device().clone();
+        let (rows, c, k, acc) = (dim(idx.len()), dim(cols), dim(dtable.buf.len() / cols), dtable.accumulate as i32);
+        in_range(idx, dtable.buf.len() / cols, "scatter_add_rows");
+        launch!(
+            dev,
+            kname::<T>("scatter_add_rows"),
+            column_blocks(c, k),
+            &g.slice,
+            &idx.slice,
+            &mut dtable.buf.slice,
+            &rows,
+            &c,
+            &k,
+            &acc
+        );
+    }
+
+    pub fn pick<T: Real>(cols: usize, x: &CudaBuffer<T>, idx: &CudaIndices, out: &mut CudaBuffer<T>) {
+        let dev = x.device().clone();
+        let (rows, c) = (dim(idx.len()), dim(cols));
+        in_range(idx, cols, "pick");
+        launch!(dev, kname::<T>("pick"), grid_1d(rows as u64), &x.slice, &idx.slice, &mut out.slice, &rows, &c);
+    }
+
+    pub fn pick_backward<T: Real>(cols: usize, g: &CudaBuffer<T>, idx: &CudaIndices, dx: GradOut<CudaBuffer<T>>) {
+        let dev = g.device().clone();
+        let (rows, c, acc) = (dim(idx.len()), dim(cols), dx.accumulate as i32);
+        in_range(idx, cols, "pick_backward");
+        launch!(
+            dev,
+            kname::<T>("pick_backward"),
+            grid_1d(dx.buf.len() as u64),
+            &g.slice,
+            &idx.slice,
+            &mut dx.buf.slice,
+            &rows,
+            &c,
+            &acc
+        );
+    }
+}

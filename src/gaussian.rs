@@ -58,6 +58,15 @@ pub fn diag_logdensity_backward<T: Real>(
     lv: &Buffer<T>,
     grads: DiagGrads<Buffer<T>>,
 ) {
+    let rows = g.len();
+    for (b, n) in [(z, "z"), (mu, "mu"), (lv, "logvar")] {
+        crate::check_broadcast(rows, cols, b.len(), n);
+    }
+    for (out, arg, n) in [(&grads.dz, z, "dz"), (&grads.dmu, mu, "dmu"), (&grads.dlogvar, lv, "dlogvar")] {
+        if let Some(o) = out {
+            assert_eq!(o.buf.len(), arg.len(), "diag_logdensity_backward: {n} has the wrong length");
+        }
+    }
     match g {
         Buffer::Host(g) => cpu::diag_logdensity_backward(
             cols,
@@ -100,6 +109,7 @@ pub fn std_normal_logdensity<T: Real>(cols: usize, z: &Buffer<T>, out: &mut Buff
 /// dz (=|+=) −g[r]·z[r].
 pub fn std_normal_logdensity_backward<T: Real>(cols: usize, g: &Buffer<T>, z: &Buffer<T>, dz: GradOut<Buffer<T>>) {
     assert_eq!(z.len(), g.len() * cols, "std_normal_logdensity_backward: shape");
+    assert_eq!(dz.buf.len(), z.len(), "std_normal_logdensity_backward: output shape");
     match &*dz.buf {
         Buffer::Host(_) => cpu::std_normal_logdensity_backward(cols, g.host(), z.host(), dz.host()),
         #[cfg(feature = "cuda")]
@@ -205,5 +215,106 @@ pub mod cpu {
                 }
             }
         });
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::DiagGrads;
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{dim, grid_1d, kname, launch, warp_per_row};
+    use crate::real::Real;
+
+    fn periods<T: Real>(cols: usize, bufs: [&CudaBuffer<T>; 3]) -> [u32; 3] {
+        bufs.map(|b| dim(b.len() / cols))
+    }
+
+    pub fn diag_logdensity<T: Real>(
+        cols: usize,
+        z: &CudaBuffer<T>,
+        mu: &CudaBuffer<T>,
+        lv: &CudaBuffer<T>,
+        out: &mut CudaBuffer<T>,
+    ) {
+        let dev = z.device().clone();
+        let (rows, c) = (dim(out.len()), dim(cols));
+        let [pz, pm, pl] = periods(cols, [z, mu, lv]);
+        launch!(
+            dev,
+            kname::<T>("diag_logdensity"),
+            warp_per_row(rows),
+            &z.slice,
+            &mu.slice,
+            &lv.slice,
+            &mut out.slice,
+            &rows,
+            &c,
+            &pz,
+            &pm,
+            &pl
+        );
+    }
+
+    pub fn diag_logdensity_backward<T: Real>(
+        cols: usize,
+        g: &CudaBuffer<T>,
+        z: &CudaBuffer<T>,
+        mu: &CudaBuffer<T>,
+        lv: &CudaBuffer<T>,
+        grads: DiagGrads<CudaBuffer<T>>,
+    ) {
+        let dev = z.device().clone();
+        let (rows, c) = (dim(g.len()), dim(cols));
+        let [pz, pm, pl] = periods(cols, [z, mu, lv]);
+        for (which, out) in [(0i32, grads.dz), (1, grads.dmu), (2, grads.dlogvar)] {
+            let Some(out) = out else { continue };
+            let (pout, acc) = (dim(out.buf.len() / cols), out.accumulate as i32);
+            launch!(
+                dev,
+                kname::<T>("diag_grad"),
+                grid_1d(out.buf.len() as u64),
+                &g.slice,
+                &z.slice,
+                &mu.slice,
+                &lv.slice,
+                &mut out.buf.slice,
+                &rows,
+                &c,
+                &pz,
+                &pm,
+                &pl,
+                &pout,
+                &which,
+                &acc
+            );
+        }
+    }
+
+    pub fn std_normal_logdensity<T: Real>(cols: usize, z: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let dev = z.device().clone();
+        let (rows, c) = (dim(out.len()), dim(cols));
+        launch!(dev, kname::<T>("std_normal"), warp_per_row(rows), &z.slice, &mut out.slice, &rows, &c);
+    }
+
+    pub fn std_normal_logdensity_backward<T: Real>(
+        cols: usize,
+        g: &CudaBuffer<T>,
+        z: &CudaBuffer<T>,
+        dz: GradOut<CudaBuffer<T>>,
+    ) {
+        let dev = z.device().clone();
+        let (rows, c, acc) = (dim(g.len()), dim(cols), dz.accumulate as i32);
+        launch!(
+            dev,
+            kname::<T>("std_normal_backward"),
+            grid_1d(z.len() as u64),
+            &g.slice,
+            &z.slice,
+            &mut dz.buf.slice,
+            &rows,
+            &c,
+            &acc
+        );
     }
 }

@@ -46,6 +46,8 @@ pub fn backward<T: Real>(
     dx: GradOut<Buffer<T>>,
 ) {
     assert_eq!(dx.buf.len(), rows * cols, "logsumexp backward: shape");
+    assert_eq!(x.len(), rows * cols, "logsumexp backward: input shape");
+    assert_eq!(lse.len(), axis.out_len(rows, cols), "logsumexp backward: lse shape");
     assert_eq!(g.len(), axis.out_len(rows, cols), "logsumexp backward: gradient shape");
     match &*dx.buf {
         Buffer::Host(_) => cpu::backward(rows, cols, axis, g.host(), x.host(), lse.host(), dx.host()),
@@ -106,5 +108,51 @@ pub mod cpu {
                 }
             }
         });
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::Axis;
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{dim, grid_1d, kname, launch, warp_per_row};
+    use crate::real::Real;
+
+    pub fn forward<T: Real>(rows: usize, cols: usize, axis: Axis, x: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let dev = x.device().clone();
+        let (r, c) = (dim(rows), dim(cols));
+        match axis {
+            Axis::AlongRow => launch!(dev, kname::<T>("lse_rows"), warp_per_row(r), &x.slice, &mut out.slice, &r, &c),
+            Axis::DownColumn => {
+                launch!(dev, kname::<T>("lse_cols"), grid_1d(cols as u64), &x.slice, &mut out.slice, &r, &c)
+            }
+        }
+    }
+
+    pub fn backward<T: Real>(
+        rows: usize,
+        cols: usize,
+        axis: Axis,
+        g: &CudaBuffer<T>,
+        x: &CudaBuffer<T>,
+        lse: &CudaBuffer<T>,
+        dx: GradOut<CudaBuffer<T>>,
+    ) {
+        let dev = x.device().clone();
+        let (r, c, along, acc) = (dim(rows), dim(cols), (axis == Axis::AlongRow) as i32, dx.accumulate as i32);
+        launch!(
+            dev,
+            kname::<T>("lse_backward"),
+            grid_1d(x.len() as u64),
+            &g.slice,
+            &x.slice,
+            &lse.slice,
+            &mut dx.buf.slice,
+            &r,
+            &c,
+            &along,
+            &acc
+        );
     }
 }

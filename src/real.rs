@@ -26,10 +26,41 @@ pub trait Real: Float + Sum + Default + Debug + Display + Send + Sync + bytemuck
     fn host_pool() -> &'static HostPool<Self>;
 }
 
+/// What the CUDA backend needs of an element type: device representation, and its cuBLAS
+/// product (sgemm for f32, dgemm for f64).
 #[cfg(feature = "cuda")]
-pub trait CudaElement: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Unpin {}
+pub trait CudaElement: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Unpin + Sized {
+    fn cublas_gemm(
+        blas: &cudarc::cublas::CudaBlas,
+        cfg: cudarc::cublas::GemmConfig<Self>,
+        a: &cudarc::driver::CudaSlice<Self>,
+        b: &cudarc::driver::CudaSlice<Self>,
+        c: &mut cudarc::driver::CudaSlice<Self>,
+    ) -> Result<(), cudarc::cublas::result::CublasError>;
+}
+
 #[cfg(feature = "cuda")]
-impl<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Unpin> CudaElement for T {}
+macro_rules! cuda_element {
+    ($t:ty) => {
+        impl CudaElement for $t {
+            fn cublas_gemm(
+                blas: &cudarc::cublas::CudaBlas,
+                cfg: cudarc::cublas::GemmConfig<Self>,
+                a: &cudarc::driver::CudaSlice<Self>,
+                b: &cudarc::driver::CudaSlice<Self>,
+                c: &mut cudarc::driver::CudaSlice<Self>,
+            ) -> Result<(), cudarc::cublas::result::CublasError> {
+                use cudarc::cublas::Gemm;
+                // SAFETY: the caller sized the buffers for this configuration.
+                unsafe { blas.gemm(cfg, a, b, c) }
+            }
+        }
+    };
+}
+#[cfg(feature = "cuda")]
+cuda_element!(f32);
+#[cfg(feature = "cuda")]
+cuda_element!(f64);
 
 /// Without the `cuda` feature there is nothing extra to ask of an element type.
 #[cfg(not(feature = "cuda"))]

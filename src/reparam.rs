@@ -9,7 +9,8 @@ use crate::real::Real;
 use crate::rng::RngStream;
 
 pub fn forward<T: Real>(cols: usize, mu: &Buffer<T>, lv: &Buffer<T>, stream: RngStream, z: &mut Buffer<T>) {
-    let rows = z.len() / cols.max(1);
+    assert!(cols > 0 && z.len() % cols == 0, "reparameterize: output is not whole rows of {cols}");
+    let rows = z.len() / cols;
     crate::check_broadcast(rows, cols, mu.len(), "mu");
     crate::check_broadcast(rows, cols, lv.len(), "logvar");
     match z {
@@ -29,6 +30,16 @@ pub fn backward<T: Real>(
     dlv: Option<GradOut<Buffer<T>>>,
 ) {
     assert_eq!(g.len(), z.len(), "reparam backward: shape");
+    assert!(cols > 0 && z.len() % cols == 0, "reparam backward: not whole rows of {cols}");
+    let rows = z.len() / cols;
+    crate::check_broadcast(rows, cols, mu.len(), "mu");
+    crate::check_broadcast(rows, cols, lv.len(), "logvar");
+    if let Some(d) = &dmu {
+        assert_eq!(d.buf.len(), mu.len(), "reparam backward: dmu length");
+    }
+    if let Some(d) = &dlv {
+        assert_eq!(d.buf.len(), lv.len(), "reparam backward: dlogvar length");
+    }
     match g {
         Buffer::Host(g) => {
             cpu::backward(cols, g, z.host(), mu.host(), lv.host(), dmu.map(GradOut::host), dlv.map(GradOut::host))
@@ -85,6 +96,76 @@ pub mod cpu {
                     T::zero()
                 }
             });
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{dim, grid_1d, kname, launch};
+    use crate::real::Real;
+    use crate::rng::RngStream;
+
+    pub fn forward<T: Real>(
+        cols: usize,
+        mu: &CudaBuffer<T>,
+        lv: &CudaBuffer<T>,
+        stream: RngStream,
+        z: &mut CudaBuffer<T>,
+    ) {
+        let dev = mu.device().clone();
+        let (rows, c, pm, pl) = (dim(z.len() / cols), dim(cols), dim(mu.len() / cols), dim(lv.len() / cols));
+        let (seed, st) = (stream.seed, stream.stream);
+        let blocks = (z.len() as u64).div_ceil(4);
+        launch!(
+            dev,
+            kname::<T>("reparam_forward"),
+            grid_1d(blocks),
+            &mu.slice,
+            &lv.slice,
+            &mut z.slice,
+            &rows,
+            &c,
+            &pm,
+            &pl,
+            &seed,
+            &st
+        );
+    }
+
+    pub fn backward<T: Real>(
+        cols: usize,
+        g: &CudaBuffer<T>,
+        z: &CudaBuffer<T>,
+        mu: &CudaBuffer<T>,
+        lv: &CudaBuffer<T>,
+        dmu: Option<GradOut<CudaBuffer<T>>>,
+        dlv: Option<GradOut<CudaBuffer<T>>>,
+    ) {
+        let dev = z.device().clone();
+        let (rows, c, pm, pl) = (dim(z.len() / cols), dim(cols), dim(mu.len() / cols), dim(lv.len() / cols));
+        for (which, out) in [(0i32, dmu), (1, dlv)] {
+            let Some(out) = out else { continue };
+            let (pout, acc) = (dim(out.buf.len() / cols), out.accumulate as i32);
+            launch!(
+                dev,
+                kname::<T>("reparam_grad"),
+                grid_1d(out.buf.len() as u64),
+                &g.slice,
+                &z.slice,
+                &mu.slice,
+                &lv.slice,
+                &mut out.buf.slice,
+                &rows,
+                &c,
+                &pm,
+                &pl,
+                &pout,
+                &which,
+                &acc
+            );
         }
     }
 }

@@ -70,3 +70,34 @@ pub mod cpu {
         });
     }
 }
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{dim, kname, launch, warp_per_row};
+    use crate::real::Real;
+
+    pub fn forward<T: Real>(cols: usize, log: bool, x: &CudaBuffer<T>, out: &mut CudaBuffer<T>) {
+        let dev = x.device().clone();
+        let (rows, c, l) = (dim(x.len() / cols), dim(cols), log as i32);
+        launch!(dev, kname::<T>("softmax_forward"), warp_per_row(rows), &x.slice, &mut out.slice, &rows, &c, &l);
+    }
+
+    pub fn backward<T: Real>(cols: usize, log: bool, g: &CudaBuffer<T>, y: &CudaBuffer<T>, dx: GradOut<CudaBuffer<T>>) {
+        let dev = g.device().clone();
+        let (rows, c, l, acc) = (dim(g.len() / cols), dim(cols), log as i32, dx.accumulate as i32);
+        launch!(
+            dev,
+            kname::<T>("softmax_backward"),
+            warp_per_row(rows),
+            &g.slice,
+            &y.slice,
+            &mut dx.buf.slice,
+            &rows,
+            &c,
+            &l,
+            &acc
+        );
+    }
+}

@@ -33,3 +33,17 @@ pub mod cpu {
         });
     }
 }
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::buffer::GradOut;
+    use crate::cuda::CudaBuffer;
+    use crate::cuda::launch::{dim, grid_1d, kname, launch};
+    use crate::real::Real;
+
+    pub fn transpose<T: Real>(rows: usize, cols: usize, x: &CudaBuffer<T>, out: GradOut<CudaBuffer<T>>) {
+        let dev = x.device().clone();
+        let (r, c, acc) = (dim(rows), dim(cols), out.accumulate as i32);
+        launch!(dev, kname::<T>("transpose"), grid_1d(x.len() as u64), &x.slice, &mut out.buf.slice, &r, &c, &acc);
+    }
+}

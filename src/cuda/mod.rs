@@ -1,1 +1,16 @@
-//! CUDA backend (work in progress in this session).
+//! The CUDA backend: a device (context, one stream, the embedded PTX kernels, cuBLAS), buffers
+//! on it, and launch helpers. Each op module's `mod cuda` holds the launchers of its kernels
+//! (`kernels/*.cu`), beside the CPU reference they are tested against.
+
+pub mod blas;
+mod buffer;
+mod device;
+pub(crate) mod launch;
+
+pub use buffer::{CudaBuffer, CudaIndices};
+pub use device::CudaDevice;
+
+/// The PTX of every `kernels/*.cu`, compiled by build.rs: (module name, PTX text).
+pub mod ptx {
+    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
+}

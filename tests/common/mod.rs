@@ -65,3 +65,33 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64,
         assert!(ok, "{what}[{i}]: got {g:.9e}, want {w:.9e} (seed {seed})");
     }
 }
+
+/// The GPU to test on, or None (after printing why) when there is none. With
+/// CAGEM_REQUIRE_GPU=1 a missing GPU (or a build without the `cuda` feature) fails instead.
+pub fn gpu_or_skip(test: &str) -> Option<Device> {
+    let required = std::env::var("CAGEM_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match Device::open("cuda") {
+        Ok(d) => Some(d),
+        Err(e) if required => panic!("{test}: CAGEM_REQUIRE_GPU=1 but no GPU is usable: {e}"),
+        Err(e) => {
+            eprintln!("skipping {test}: no GPU ({e})");
+            None
+        }
+    }
+}
+
+/// Relative L2 distance ‖got − want‖ / ‖want‖, and whether every element is as finite as its
+/// reference (so an unwritten NaN-poisoned element fails).
+pub fn rel_l2(got: &[f64], want: &[f64]) -> (f64, bool) {
+    assert_eq!(got.len(), want.len());
+    let (mut d, mut w) = (0.0, 0.0);
+    let mut finite_ok = true;
+    for (&g, &r) in got.iter().zip(want) {
+        finite_ok &= g.is_finite() == r.is_finite();
+        if r.is_finite() && g.is_finite() {
+            d += (g - r) * (g - r);
+            w += r * r;
+        }
+    }
+    (if w > 0.0 { (d / w).sqrt() } else { d.sqrt() }, finite_ok)
+}

@@ -27,15 +27,38 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure training and forward throughput on synthetic MNIST-shaped data.
     Bench(BenchArgs),
+    /// Random samples from a trained model as a PNG grid (y ~ p(y|z2), or fixed with --class).
+    Sample(SampleArgs),
+    /// Test images beside their reconstructions, as a PNG.
+    Reconstruct(ReconstructArgs),
+    /// PCA of the posterior means of z1 and z2 over the test set, coloured by label (PNG).
+    Latent(LatentArgs),
+    /// Generations over a regular grid of z2 (a model trained with --z2 2), random and
+    /// class-conditional side by side, as one PNG (the paper's Figure 3).
+    Grid(GridArgs),
+    /// Derive the 28×28 OMNIGLOT set (area downsampling, split by drawer, alphabet labels) from
+    /// the original 105×105 images; its output is what this binary bundles.
+    PrepareOmniglot(PrepareOmniglotArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PrepareOmniglotArgs {
+    /// Folder with the original OMNIGLOT IDX files (omniglot_background-*, omniglot_evaluation-*).
+    #[arg(long, value_name = "DIR", default_value = "../shared/data/omniglot")]
+    pub src: PathBuf,
+    /// Folder to write the four omniglot28-* files to.
+    #[arg(long, value_name = "DIR", default_value = "data/omniglot")]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Folder with the four MNIST-format files (default: the copy bundled in the binary).
+    /// Folder with the data set's files (default: the copy bundled in the binary): the four
+    /// MNIST files, or the four omniglot28-* files of `cagem prepare-omniglot`.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Data set.
-    #[arg(long, default_value = "mnist", value_parser = ["mnist"])]
+    /// Data set: mnist (10 digit classes) or omniglot (28×28, 50 alphabets as classes).
+    #[arg(long, default_value = "mnist", value_parser = ["mnist", "omniglot"])]
     pub dataset: String,
     /// Labelled training examples, spread evenly over the classes (0: unsupervised CaGeM-0).
     #[arg(long, default_value_t = 100, value_name = "N")]
@@ -67,6 +90,9 @@ pub struct TrainArgs {
     /// Compute device: cpu, or cuda[:N] in a build with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Let f32 matrix products use TF32 tensor cores (GPU only; faster, ~1e-3 relative error).
+    #[arg(long)]
+    pub tf32: bool,
     /// Initial learning rate of Adam.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
@@ -107,9 +133,16 @@ pub struct EvalArgs {
     /// Print the results as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Compute device.
+    /// Compute device: cpu, or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Let f32 matrix products use TF32 tensor cores (GPU only).
+    #[arg(long)]
+    pub tf32: bool,
+    /// How the importance weights treat y: summed exactly (sum-y) or sampled (sample-y, K times
+    /// cheaper per sample, more variance). Both give valid lower bounds.
+    #[arg(long, default_value = "sum-y", value_parser = ["sum-y", "sample-y"])]
+    pub estimator: String,
     /// Samples × images per IW forward pass (memory against speed).
     #[arg(long, default_value_t = 1000, value_name = "ROWS")]
     pub chunk: usize,
@@ -138,9 +171,12 @@ pub struct BenchArgs {
     /// Print the results as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Compute device.
+    /// Compute device: cpu, or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Let f32 matrix products use TF32 tensor cores (GPU only).
+    #[arg(long)]
+    pub tf32: bool,
 }
 
 fn parse_widths(s: &str) -> Result<[usize; 2], String> {
@@ -152,4 +188,79 @@ fn parse_widths(s: &str) -> Result<[usize; 2], String> {
         [a, b] if *a > 0 && *b > 0 => Ok([*a, *b]),
         _ => Err(format!("expected two positive widths like 1024,512, got '{s}'")),
     }
+}
+
+/// What every picture command needs: the run and where to draw.
+#[derive(Args, Debug)]
+pub struct PictureCommon {
+    /// The run folder written by `cagem train`.
+    #[arg(long, value_name = "RUN")]
+    pub run: PathBuf,
+    /// The PNG file to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Pixels per image pixel.
+    #[arg(long, default_value_t = 2)]
+    pub zoom: usize,
+    /// Compute device: cpu, or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub common: PictureCommon,
+    /// Number of samples (laid out in a square-ish grid).
+    #[arg(long, default_value_t = 100)]
+    pub n: usize,
+    /// Generate this class (cluster) only: class-conditional samples.
+    #[arg(long, value_name = "C")]
+    pub class: Option<u32>,
+    /// Seed of the samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub common: PictureCommon,
+    /// Number of test images (each shown beside its reconstruction).
+    #[arg(long, default_value_t = 50)]
+    pub n: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct LatentArgs {
+    /// The run folder written by `cagem train`.
+    #[arg(long, value_name = "RUN")]
+    pub run: PathBuf,
+    /// The PNG file to write (1600 × 800 pixels).
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Use the first N test images (default: all).
+    #[arg(long, value_name = "N")]
+    pub n_test: Option<usize>,
+    /// Compute device: cpu, or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct GridArgs {
+    #[command(flatten)]
+    pub common: PictureCommon,
+    /// Grid points per side.
+    #[arg(long, default_value_t = 15)]
+    pub steps: usize,
+    /// The grid spans [-span, span] in both coordinates of z2.
+    #[arg(long, default_value_t = 2.5)]
+    pub span: f64,
+    /// Class of the conditional panel (default: the most likely class at each grid point).
+    #[arg(long, value_name = "C")]
+    pub class: Option<u32>,
+    /// Seed of the z1 draws (shared by both panels).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }

@@ -2,7 +2,6 @@
 
 use cagem::bench::bench;
 use cagem::{Error, ModelConfig, Result};
-use cagem_kernels::Device;
 
 use crate::args::BenchArgs;
 
@@ -13,7 +12,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.labelled_batch == 1 {
         return Err(Error::config("--labelled-batch must be 0 or at least 2 (batch normalisation)"));
     }
-    let device = Device::open(&a.device)?;
+    let device = crate::open_device(&a.device, a.tf32)?;
     let cfg = ModelConfig { clusters: a.clusters, ..ModelConfig::default() };
     eprintln!(
         "benchmarking the paper's MNIST model (K={}) on {}: {} timed steps after {} warm-up, batch {} + {} labelled",
@@ -38,6 +37,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "forward ELBO           {:.1} ms median  →  {:.0} examples/s",
         r.forward_ms_median, r.forward_examples_per_s
     );
+    println!(
+        "IW evaluation          {:.0} importance samples/s with y summed, {:.0} with y sampled (chunks of {} rows)",
+        r.iw_samples_per_s, r.iw_sampled_y_samples_per_s, r.iw_chunk_rows
+    );
+    println!("IW-5000 on 10k images  ≈ {:.0} s at that rate (y summed)", r.iw5000_mnist_test_seconds);
+    if let Some(b) = r.peak_device_memory_bytes {
+        println!("peak device memory     {:.1} MiB (training steps)", b as f64 / (1u64 << 20) as f64);
+    }
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("json"));
     }

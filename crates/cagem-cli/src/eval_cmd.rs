@@ -2,9 +2,9 @@
 
 use cagem::data::DeviceData;
 use cagem::eval::{EvalOptions, evaluate};
+use cagem::model::IwEstimator;
 use cagem::train::checkpoint;
 use cagem::{Error, Result};
-use cagem_kernels::Device;
 
 use crate::args::EvalArgs;
 use crate::data_source;
@@ -14,7 +14,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.k == 0 {
         return Err(Error::config("--k must be at least 1"));
     }
-    let device = Device::open(&a.device)?;
+    let device = crate::open_device(&a.device, a.tf32)?;
     let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
     let dir = a.data.clone().or_else(|| meta.train.data_dir.clone().map(Into::into));
     let data = data_source::load(&meta.train.dataset, dir.as_deref())?;
@@ -31,8 +31,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     }
     let dev_data = DeviceData::<f32>::new(&device, &data);
-    let opts = EvalOptions { k: a.k, n_test: a.n_test, chunk_rows: a.chunk.max(1), ..EvalOptions::default() };
-    let pb = bar(1, a.json);
+    let estimator = if a.estimator == "sample-y" { IwEstimator::SampleY } else { IwEstimator::SumY };
+    let opts =
+        EvalOptions { k: a.k, n_test: a.n_test, chunk_rows: a.chunk.max(1), estimator, ..EvalOptions::default() };
+    let pb = bar(1, false);
     pb.set_prefix(format!("eval IW-{}", a.k));
     let report = evaluate(&mut model, &dev_data, &data.test_labels, &opts, &mut |done, total| {
         pb.set_length(total as u64);

@@ -4,6 +4,8 @@ mod args;
 mod bench_cmd;
 mod data_source;
 mod eval_cmd;
+mod pictures_cmd;
+mod prepare_cmd;
 mod progress;
 mod train_cmd;
 
@@ -12,6 +14,7 @@ use clap::Parser;
 use args::{Cli, Command};
 
 fn main() {
+    install_panic_hook();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
@@ -23,9 +26,42 @@ fn main() {
         Command::Train(a) => train_cmd::run(a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
+        Command::Sample(a) => pictures_cmd::sample(a),
+        Command::Reconstruct(a) => pictures_cmd::reconstruct(a),
+        Command::Latent(a) => pictures_cmd::latent(a),
+        Command::Grid(a) => pictures_cmd::grid(a),
+        Command::PrepareOmniglot(a) => prepare_cmd::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// Opens the device a command asked for, with TF32 if requested.
+pub fn open_device(name: &str, tf32: bool) -> cagem::Result<cagem_kernels::Device> {
+    let device = cagem_kernels::Device::open(name)?;
+    device.set_tf32(tf32)?;
+    Ok(device)
+}
+
+/// Runtime failures that cannot be returned as errors (a CUDA launch or allocation failing deep in
+/// a kernel) end the program with one line on stderr rather than a backtrace, which
+/// RUST_BACKTRACE=1 still shows.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            default(info);
+            return;
+        }
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into());
+        let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error: {msg}{at}; run with RUST_BACKTRACE=1 for details");
+    }));
 }

@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use cagem::data::DeviceData;
 use cagem::train::open_run;
 use cagem::{ModelConfig, Result, TrainConfig};
-use cagem_kernels::Device;
 
 use crate::args::TrainArgs;
 use crate::data_source;
 use crate::progress::TrainProgress;
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let device = Device::open(&a.device)?;
+    let device = crate::open_device(&a.device, a.tf32)?;
     let mut data = data_source::load(&a.dataset, a.data.as_deref())?;
     if let Some(n) = a.n_train {
         data = data.truncated(n, data.n_test());

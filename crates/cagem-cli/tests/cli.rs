@@ -19,7 +19,7 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     let o = cagem(args);
     let (out, err) = text(&o);
     assert!(!o.status.success(), "{args:?} succeeded:\n{out}\n{err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?} panicked:\n{err}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{args:?} panicked:\n{err}");
     for n in needles {
         assert!(err.contains(n), "{args:?}: error lacks '{n}':\n{err}");
     }
@@ -108,6 +108,37 @@ fn train_eval_resume_and_bench_contract() {
         assert!(last[k].as_f64().is_some(), "{k} missing");
     }
 
+    // Pictures: each command writes a PNG of the size it reports.
+    for (args, size) in [
+        (vec!["sample", "--n", "10", "--zoom", "1"], (4 * 30 + 2, 3 * 30 + 2)),
+        (vec!["sample", "--n", "4", "--class", "3"], (2 * 58 + 2, 2 * 58 + 2)),
+        (vec!["reconstruct", "--n", "6", "--zoom", "1"], (6 * 30 + 2, 2 * 30 + 2)),
+        (vec!["grid", "--steps", "3", "--zoom", "1"], (2 * (3 * 30 + 2) + 16, 3 * 30 + 2)),
+    ] {
+        let png = tmp.path().join(format!("{}.png", args.join("_")));
+        let mut a = args.clone();
+        a.extend(["--run", r, "--out", png.to_str().unwrap()]);
+        let o = cagem(&a);
+        assert!(o.status.success(), "{a:?} failed: {:?}", text(&o));
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+        assert_eq!((dec.info().width as usize, dec.info().height as usize), size, "{a:?}");
+    }
+    let png = tmp.path().join("latent.png");
+    let o = cagem(&["latent", "--run", r, "--out", png.to_str().unwrap(), "--n-test", "30"]);
+    assert!(o.status.success(), "latent failed: {:?}", text(&o));
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+    assert_eq!((dec.info().width, dec.info().height), (1600, 800));
+    let out_png = tmp.path().join("x.png");
+    let op = out_png.to_str().unwrap();
+    fails_with(&["sample", "--run", r, "--out", op, "--class", "10"], &["--class 10 is out of range"]);
+    fails_with(&["sample", "--run", r, "--out", "/nonexistent-dir/x.png"], &["cannot write"]);
+
+    let o = cagem(&["eval", "--run", r, "--k", "4", "--n-test", "5", "--estimator", "sample-y", "--json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "eval --estimator sample-y failed: {err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(last["estimator"].as_str().unwrap().starts_with("y sampled"));
+
     let o = cagem(&train_args(d, r, &["--resume", "--epochs", "2"]));
     assert!(o.status.success(), "resume failed: {:?}", text(&o));
     assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
@@ -182,6 +213,22 @@ fn bad_input_gets_a_clear_error() {
     fails_with(&train_args(ds, o, &["--device", "cuda"]), &["built without CUDA support"]);
     fails_with(&["eval", "--run", ds], &["checkpoint", "not found"]);
     fails_with(&["bench", "--batch", "1"], &["--batch must be at least 2"]);
+    fails_with(&train_args(ds, o, &["--tf32"]), &["--tf32 needs --device cuda"]);
+    fails_with(
+        &["train", "--dataset", "omniglot", "--clusters", "10", "--out", o, "--quiet"],
+        &["fewer than the 50 classes"],
+    );
+    fails_with(&train_args(ds, o, &["--dataset", "omniglot"]), &["missing omniglot28-train-images-idx3-ubyte.gz"]);
+
+    // The z2 grid needs a two-dimensional z2.
+    let run = tmp.path().join("z3run");
+    let ok = cagem(&train_args(ds, run.to_str().unwrap(), &["--z2", "3", "--labels", "0"]));
+    assert!(ok.status.success(), "{:?}", text(&ok));
+    let png = tmp.path().join("g.png");
+    fails_with(
+        &["grid", "--run", run.to_str().unwrap(), "--out", png.to_str().unwrap()],
+        &["needs a model trained with --z2 2"],
+    );
 }
 
 #[test]
@@ -197,4 +244,63 @@ fn help_explains_the_commands() {
     for w in ["--labels", "--clusters", "--epochs", "--batch", "--warmup", "--seed", "--out", "--resume", "--device"] {
         assert!(out.contains(w), "train --help lacks {w}");
     }
+}
+
+/// Whether the binary can use a GPU here; prints why not (and fails under CAGEM_REQUIRE_GPU=1).
+fn gpu_usable(test: &str) -> bool {
+    let o =
+        cagem(&["bench", "--device", "cuda", "--steps", "1", "--warmup", "0", "--batch", "4", "--labelled-batch", "2"]);
+    if o.status.success() {
+        return true;
+    }
+    let (_, err) = text(&o);
+    assert!(
+        !err.contains("internal error") && !err.contains("panicked"),
+        "{test}: bench --device cuda crashed:\n{err}"
+    );
+    assert!(
+        !std::env::var("CAGEM_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+        "{test}: CAGEM_REQUIRE_GPU=1 but the binary cannot use a GPU:\n{err}"
+    );
+    eprintln!("skipping {test}: {}", err.trim());
+    false
+}
+
+#[test]
+fn trains_and_evaluates_on_cuda() {
+    if !gpu_usable("trains_and_evaluates_on_cuda") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    mnist_like(&data, 120, 30, 28);
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let r = run.to_str().unwrap();
+    let o = cagem(&train_args(d, r, &["--device", "cuda"]));
+    assert!(o.status.success(), "train --device cuda failed: {:?}", text(&o));
+    let o = cagem(&["eval", "--run", r, "--k", "3", "--n-test", "10", "--json", "--device", "cuda"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "eval --device cuda failed: {err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(last["log_likelihood"].as_f64().unwrap() < 0.0);
+    let o = cagem(&[
+        "bench",
+        "--device",
+        "cuda",
+        "--tf32",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch",
+        "4",
+        "--labelled-batch",
+        "2",
+        "--json",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "bench --tf32 failed: {err}");
+    let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(b["peak_device_memory_bytes"].as_u64().unwrap() > 0);
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::ModelConfig;
 use crate::data::batches::binarize;
-use crate::model::{Cagem, NoiseStreams};
+use crate::model::{Cagem, IwEstimator, NoiseStreams};
 use crate::nn::BnUse;
 use crate::train::train_step;
 
@@ -27,6 +27,15 @@ pub struct BenchReport {
     pub forward_examples_per_s: f64,
     pub train_step_ms_median: f64,
     pub forward_ms_median: f64,
+    /// Importance samples per second of the IW evaluation (y summed), chunks of `iw_chunk_rows`.
+    pub iw_samples_per_s: f64,
+    /// The same with y sampled.
+    pub iw_sampled_y_samples_per_s: f64,
+    pub iw_chunk_rows: usize,
+    /// Seconds that IW-5000 over 10,000 test images would take at these rates (y summed).
+    pub iw5000_mnist_test_seconds: f64,
+    /// Peak device memory of the training steps in bytes (GPU only).
+    pub peak_device_memory_bytes: Option<u64>,
     pub parameters: usize,
     /// Per-op times of the timed training steps when CAGEM_PROFILE is set.
     #[serde(skip)]
@@ -74,6 +83,7 @@ pub fn bench<T: Real>(
     for i in 0..warmup + steps {
         if i == warmup {
             cagem_autodiff::profile::reset();
+            device.reset_peak_memory();
         }
         let t0 = Instant::now();
         let lab = (labelled_batch > 0).then_some((&x_l, labels.as_slice()));
@@ -84,6 +94,7 @@ pub fn bench<T: Real>(
         }
     }
     let profile = cagem_autodiff::profile::enabled().then(cagem_autodiff::profile::report);
+    let peak = device.peak_memory();
     let mut fwd_ms = Vec::new();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
@@ -97,6 +108,26 @@ pub fn bench<T: Real>(
             fwd_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         }
     }
+    // IW evaluation: chunks of 1000 sample rows (10 images × 100 samples), as `cagem eval`.
+    let (iw_rows, iw_images) = (1000usize, 10usize);
+    let x_iw = batch_of(iw_images, RngStream::new(11, 2));
+    let mut iw_rate = |estimator: IwEstimator| {
+        let mut ms = Vec::new();
+        for i in 0..warmup + steps {
+            let t0 = Instant::now();
+            let mut g = Graph::new(device);
+            let x = g.constant(x_iw.clone());
+            let c = model.iw_chunk(&mut g, x, iw_rows / iw_images, estimator, &mut noise);
+            let _ = g.value(c.log_sum_w).to_vec();
+            drop(g);
+            if i >= warmup {
+                ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        iw_rows as f64 / (median(ms) / 1e3)
+    };
+    let iw_sum = iw_rate(IwEstimator::SumY);
+    let iw_sample = iw_rate(IwEstimator::SampleY);
     let (tm, fm) = (median(step_ms), median(fwd_ms));
     BenchReport {
         device: device.name(),
@@ -108,6 +139,11 @@ pub fn bench<T: Real>(
         forward_examples_per_s: batch as f64 / (fm / 1e3),
         train_step_ms_median: tm,
         forward_ms_median: fm,
+        iw_samples_per_s: iw_sum,
+        iw_sampled_y_samples_per_s: iw_sample,
+        iw_chunk_rows: iw_rows,
+        iw5000_mnist_test_seconds: 5000.0 * 10_000.0 / iw_sum,
+        peak_device_memory_bytes: peak,
         parameters: model.store.trainable_count(),
         profile,
     }

@@ -15,7 +15,7 @@ use cagem_autodiff::{Graph, Real};
 use serde::Serialize;
 
 use crate::data::DeviceData;
-use crate::model::{Cagem, NoiseStreams};
+use crate::model::{Cagem, IwEstimator, NoiseStreams};
 use crate::nn::BnUse;
 
 /// Seed of evaluation noise: fixed so that evaluations are reproducible.
@@ -32,11 +32,12 @@ pub struct EvalOptions {
     /// Rows of one IW forward pass before the K-fold expansion (samples × images).
     pub chunk_rows: usize,
     pub seed: u64,
+    pub estimator: IwEstimator,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { k: 5000, n_test: None, chunk_rows: 1000, seed: EVAL_SEED }
+        EvalOptions { k: 5000, n_test: None, chunk_rows: 1000, seed: EVAL_SEED, estimator: IwEstimator::SumY }
     }
 }
 
@@ -161,7 +162,7 @@ pub fn evaluate<T: Real>(
             let mut g = Graph::<T>::new(&dev);
             g.set_grad_enabled(false);
             let x = g.constant(data.test_batch(start, nimg));
-            let c = model.iw_chunk(&mut g, x, s, &mut noise);
+            let c = model.iw_chunk(&mut g, x, s, opts.estimator, &mut noise);
             for (acc, v) in lse.iter_mut().zip(g.value(c.log_sum_w).to_f64_vec()) {
                 *acc = log_sum_exp2(*acc, v);
             }
@@ -175,9 +176,18 @@ pub fn evaluate<T: Real>(
                         for y1 in 0..kk {
                             let q = lq[row * kk + y1].exp();
                             pq[y1] += q;
-                            let prow = (y1 * sn + row) * kk;
+                            if c.estimator == IwEstimator::SumY {
+                                // Σ_y' q(y'|z1,x) p(y|z2_y')
+                                let prow = (y1 * sn + row) * kk;
+                                for y in 0..kk {
+                                    pp[y] += q * lp[prow + y].exp();
+                                }
+                            }
+                        }
+                        if c.estimator == IwEstimator::SampleY {
+                            // p(y|z2) with z2 ~ q(z2|x) through the sampled y.
                             for y in 0..kk {
-                                pp[y] += q * lp[prow + y].exp();
+                                pp[y] += lp[row * kk + y].exp();
                             }
                         }
                     }
@@ -204,7 +214,7 @@ pub fn evaluate<T: Real>(
         active_units_z1: var1.active(),
         active_units_z2: var2.active(),
         n_test: n,
-        estimator: "y summed: w = sum_y p(x,y,z1,z2_y) / [q(z1|x) q(z2_y|x,y,z1)], one z2 per y",
+        estimator: opts.estimator.describe(),
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod nn;
+pub mod pictures;
 pub mod train;
 
 pub use config::{ModelConfig, TrainConfig};

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod idx;
 pub mod labelled;
 pub mod mnist;
+pub mod omniglot;
 
 pub use batches::DeviceData;
 pub use labelled::balanced_subset;

@@ -23,19 +23,19 @@ pub const INIT_STREAM: u64 = 0x494e_4954; // "INIT"
 
 /// The networks, as parameter ids into the model's store.
 #[derive(Clone, Debug)]
-struct Nets {
-    q_z1: Block,
-    q_z1_head: GaussianHead,
-    q_y: Block,
-    q_y_head: Linear,
-    q_z2: Block,
-    q_z2_head: GaussianHead,
-    p_y: Block,
-    p_y_head: Linear,
-    p_z1: Block,
-    p_z1_head: GaussianHead,
-    p_x: Block,
-    p_x_head: Linear,
+pub(crate) struct Nets {
+    pub(crate) q_z1: Block,
+    pub(crate) q_z1_head: GaussianHead,
+    pub(crate) q_y: Block,
+    pub(crate) q_y_head: Linear,
+    pub(crate) q_z2: Block,
+    pub(crate) q_z2_head: GaussianHead,
+    pub(crate) p_y: Block,
+    pub(crate) p_y_head: Linear,
+    pub(crate) p_z1: Block,
+    pub(crate) p_z1_head: GaussianHead,
+    pub(crate) p_x: Block,
+    pub(crate) p_x_head: Linear,
 }
 
 /// The model: configuration, parameters (on one device) and networks.
@@ -62,14 +62,36 @@ pub struct ElboTerms {
     pub logvar2: Var,
 }
 
+/// How the importance weights treat the cluster variable y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IwEstimator {
+    /// y summed exactly: per sample z1 and one z2 for every y,
+    /// w = Σ_y p(x, y, z1, z2_y) / [q(z1|x) q(z2_y|x,y,z1)].
+    SumY,
+    /// y sampled with z1 and z2 (K times cheaper, more variance):
+    /// y ~ q(y|z1,x), w = p(x, y, z1, z2) / [q(z1|x) q(y|z1,x) q(z2|x,y,z1)].
+    SampleY,
+}
+
+impl IwEstimator {
+    pub fn describe(self) -> &'static str {
+        match self {
+            IwEstimator::SumY => "y summed: w = sum_y p(x,y,z1,z2_y) / [q(z1|x) q(z2_y|x,y,z1)], one z2 per y",
+            IwEstimator::SampleY => "y sampled: w = p(x,y,z1,z2) / [q(z1|x) q(y|z1,x) q(z2|x,y,z1)]",
+        }
+    }
+}
+
 /// One chunk of the importance-weighted bound: S samples for each of N images.
 pub struct IwChunk {
     /// log Σ_s w_s per image over this chunk's samples (1 × N); chunks combine by logsumexp.
     pub log_sum_w: Var,
     /// log q(y|z1,x) per sample (S·N × K, row s·N + n).
     pub log_qy: Var,
-    /// log p(y|z2) for every cluster row (K·S·N × K, row k·S·N + s·N + n).
+    /// log p(y|z2): with y summed, for every cluster row (K·S·N × K, row k·S·N + s·N + n);
+    /// with y sampled, for the sampled row (S·N × K).
     pub log_py: Var,
+    pub estimator: IwEstimator,
 }
 
 /// Row indices r ↦ r / n for `k·n` rows: the cluster of each row in the cluster-major layout.
@@ -119,7 +141,7 @@ impl<T: Real> Cagem<T> {
             .collect()
     }
 
-    fn fwd<'a>(&'a mut self, g: &'a mut Graph<T>, bn: BnUse) -> (&'a Nets, Fwd<'a, T>) {
+    pub(crate) fn fwd<'a>(&'a mut self, g: &'a mut Graph<T>, bn: BnUse) -> (&'a Nets, Fwd<'a, T>) {
         let (eps, momentum) = (self.cfg.bn_eps, self.cfg.bn_momentum);
         (&self.nets, Fwd { g, store: &mut self.store, bn, bn_eps: eps, bn_momentum: momentum })
     }
@@ -234,12 +256,20 @@ impl<T: Real> Cagem<T> {
         (hp, hq)
     }
 
-    /// S importance samples for each image of x (N × x_dim), with y summed exactly: sample s
-    /// draws z1 ~ q(z1|x) and, for every y, z2_y ~ q(z2|x,y,z1), and has weight
+    /// S importance samples for each image of x (N × x_dim). With y summed, sample s draws
+    /// z1 ~ q(z1|x) and, for every y, z2_y ~ q(z2|x,y,z1), and has weight
     ///   w = Σ_y p(x, y, z1, z2_y) / [q(z1|x) q(z2_y|x,y,z1)],
-    /// an unbiased estimate of p(x) (E over z2_y of each term is p(x,y,z1)/q(z1|x)).
-    /// Batch norm uses running statistics; nothing is recorded for backward.
-    pub fn iw_chunk(&mut self, g: &mut Graph<T>, x: Var, samples: usize, noise: &mut NoiseStreams) -> IwChunk {
+    /// an unbiased estimate of p(x) (E over z2_y of each term is p(x,y,z1)/q(z1|x)). With y
+    /// sampled, y ~ q(y|z1,x) is drawn on the host (inverse CDF of a Philox uniform) and one z2
+    /// follows it. Batch norm uses running statistics; nothing is recorded for backward.
+    pub fn iw_chunk(
+        &mut self,
+        g: &mut Graph<T>,
+        x: Var,
+        samples: usize,
+        estimator: IwEstimator,
+        noise: &mut NoiseStreams,
+    ) -> IwChunk {
         let k = self.cfg.clusters;
         let (n, mut fwd) = self.fwd(g, BnUse::Eval);
         let f = &mut fwd;
@@ -247,7 +277,6 @@ impl<T: Real> Cagem<T> {
         f.g.set_grad_enabled(false);
         let nimg = f.g.shape(x).0;
         let sn = samples * nimg;
-        let idx_k = cluster_rows(f.g.device(), k, sn);
 
         let h = n.q_z1.forward(f, &[x], None);
         let (mu1, lv1) = n.q_z1_head.forward(f, h);
@@ -257,17 +286,28 @@ impl<T: Real> Cagem<T> {
         let h = n.q_y.forward(f, &[x, z1], None);
         let qy_logits = n.q_y_head.forward(f, h);
         let log_qy = f.g.log_softmax(qy_logits);
-        let h = n.q_z2.forward(f, &[x, z1], Some(&idx_k));
+        // The rows of the y-conditioned networks and the cluster of each: every y for every
+        // sample (K·S·N rows), or the sampled y (S·N rows).
+        let (rows, idx, log_qy_term) = match estimator {
+            IwEstimator::SumY => (k * sn, cluster_rows(f.g.device(), k, sn), None),
+            IwEstimator::SampleY => {
+                let y = sample_categorical(&f.g.value(log_qy).to_f64_vec(), k, noise.take());
+                let idx = Arc::new(Indices::new(f.g.device(), &y));
+                let picked = f.g.pick(log_qy, &idx);
+                (sn, idx, Some(picked))
+            }
+        };
+        let h = n.q_z2.forward(f, &[x, z1], Some(&idx));
         let (mu2, lv2) = n.q_z2_head.forward(f, h);
-        let z2 = f.g.reparameterize(mu2, lv2, k * sn, noise.take());
+        let z2 = f.g.reparameterize(mu2, lv2, rows, noise.take());
         let h = n.p_y.forward(f, &[z2], None);
         let py_logits = n.p_y_head.forward(f, h);
         let log_py_all = f.g.log_softmax(py_logits);
-        let log_py = f.g.pick(log_py_all, &idx_k);
-        let h = n.p_z1.forward(f, &[z2], Some(&idx_k));
+        let log_py = f.g.pick(log_py_all, &idx);
+        let h = n.p_z1.forward(f, &[z2], Some(&idx));
         let (mu_p1, lv_p1) = n.p_z1_head.forward(f, h);
         let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
-        let h = n.p_x.forward(f, &[z1], Some(&idx_k));
+        let h = n.p_x.forward(f, &[z1], Some(&idx));
         let x_logits = n.p_x_head.forward(f, h);
         let log_px = f.g.bernoulli_loglik(x_logits, x);
         let log_pz2 = f.g.std_normal_logpdf(z2);
@@ -278,13 +318,41 @@ impl<T: Real> Cagem<T> {
         let a = g.add(a, log_py);
         let a = g.add(a, log_pz2);
         let a = g.sub(a, log_qz2);
-        let a = g.reshape(a, k, sn);
-        let sum_y = g.logsumexp(a, Axis::DownColumn);
+        let per_sample = match log_qy_term {
+            None => {
+                let a = g.reshape(a, k, sn);
+                g.logsumexp(a, Axis::DownColumn)
+            }
+            Some(lq) => {
+                let a = g.sub(a, lq);
+                g.reshape(a, 1, sn)
+            }
+        };
         let log_qz1 = g.reshape(log_qz1, 1, sn);
-        let log_w = g.sub(sum_y, log_qz1);
+        let log_w = g.sub(per_sample, log_qz1);
         let log_w = g.reshape(log_w, samples, nimg);
         let log_sum_w = g.logsumexp(log_w, Axis::DownColumn);
         g.set_grad_enabled(grad_was);
-        IwChunk { log_sum_w, log_qy, log_py: log_py_all }
+        IwChunk { log_sum_w, log_qy, log_py: log_py_all, estimator }
     }
+}
+
+/// One draw per row of a categorical given as log-probabilities (rows × k), by the inverse CDF
+/// of the Philox uniform of that row.
+pub(crate) fn sample_categorical(log_p: &[f64], k: usize, stream: cagem_autodiff::RngStream) -> Vec<u32> {
+    log_p
+        .chunks_exact(k)
+        .enumerate()
+        .map(|(r, row)| {
+            let u = cagem_kernels::rng::uniform_at(stream, r as u64);
+            let mut acc = 0.0;
+            for (y, &lp) in row.iter().enumerate() {
+                acc += lp.exp();
+                if u < acc {
+                    return y as u32;
+                }
+            }
+            (k - 1) as u32
+        })
+        .collect()
 }

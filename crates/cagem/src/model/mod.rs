@@ -1,9 +1,11 @@
 //! The Cluster-aware Generative Model and its objective.
 
 pub mod cagem;
+pub mod generate;
 pub mod noise;
 pub mod objective;
 
-pub use cagem::{Cagem, ElboTerms, IwChunk};
+pub use cagem::{Cagem, ElboTerms, IwChunk, IwEstimator};
+pub use generate::{ClusterChoice, Generated};
 pub use noise::NoiseStreams;
 pub use objective::{StepLosses, semi_supervised_loss};

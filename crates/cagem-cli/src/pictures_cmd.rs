@@ -1,0 +1,155 @@
+//! `cagem sample`, `reconstruct`, `latent` and `grid`: pictures of a trained run.
+
+use std::path::Path;
+
+use cagem::data::{Dataset, DeviceData};
+use cagem::model::{Cagem, ClusterChoice, NoiseStreams};
+use cagem::pictures::{Panel, scatter_panels, side_by_side, tile};
+use cagem::train::checkpoint;
+use cagem::{Error, Result};
+use cagem_autodiff::Tensor;
+
+use crate::args::{GridArgs, LatentArgs, ReconstructArgs, SampleArgs};
+use crate::data_source;
+
+/// Stream number of picture noise (under the user's seed).
+const PICTURE_STREAM_BASE: u64 = 0x5049_4354; // "PICT"
+
+fn load_run(run: &Path, device: &str) -> Result<(Cagem<f32>, checkpoint::CheckpointMeta)> {
+    let device = crate::open_device(device, false)?;
+    let (model, _, meta) = checkpoint::load::<f32>(run, &device)?;
+    Ok((model, meta))
+}
+
+fn load_data(meta: &checkpoint::CheckpointMeta) -> Result<Dataset> {
+    let dir = meta.train.data_dir.clone().map(std::path::PathBuf::from);
+    data_source::load(&meta.train.dataset, dir.as_deref())
+}
+
+fn check_zoom(z: usize) -> Result<()> {
+    if (1..=16).contains(&z) { Ok(()) } else { Err(Error::config(format!("--zoom {z} must be between 1 and 16"))) }
+}
+
+fn check_class(class: Option<u32>, k: usize) -> Result<()> {
+    match class {
+        Some(c) if c as usize >= k => {
+            Err(Error::config(format!("--class {c} is out of range: the model has {k} clusters (0..={})", k - 1)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn cols_for(n: usize) -> usize {
+    ((n as f64).sqrt().ceil() as usize).max(1)
+}
+
+fn done(path: &Path, w: usize, h: usize) -> Result<()> {
+    println!("wrote {} ({w} × {h} pixels)", path.display());
+    Ok(())
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    check_zoom(a.common.zoom)?;
+    if a.n == 0 || a.n > 10_000 {
+        return Err(Error::config("--n must be between 1 and 10000"));
+    }
+    let (mut model, _) = load_run(&a.common.run, &a.common.device)?;
+    check_class(a.class, model.cfg.clusters)?;
+    let mut noise = NoiseStreams { seed: a.seed, next: PICTURE_STREAM_BASE };
+    let z2 = model.prior_z2(a.n, &mut noise);
+    let choice = a.class.map_or(ClusterChoice::Sample, ClusterChoice::Fixed);
+    let g = model.generate(&z2, choice, &mut noise);
+    let (h, w) = (model.cfg.height, model.cfg.width);
+    let img = tile(&g.x, h, w, cols_for(a.n), a.common.zoom);
+    img.save(&a.common.out)?;
+    done(&a.common.out, img.width, img.height)
+}
+
+pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
+    check_zoom(a.common.zoom)?;
+    let (mut model, meta) = load_run(&a.common.run, &a.common.device)?;
+    let data = load_data(&meta)?;
+    if a.n == 0 || a.n > data.n_test() {
+        return Err(Error::config(format!("--n must be between 1 and the {} test images", data.n_test())));
+    }
+    let dev = model.device();
+    let dd = DeviceData::<f32>::new(&dev, &data.truncated(2, a.n));
+    let x = dd.test_batch(0, a.n);
+    let recon = model.reconstruct(&x);
+    let orig: Vec<f64> = x.to_f64_vec();
+    // Pairs in adjacent columns: original, reconstruction.
+    let d = model.cfg.x_dim;
+    let mut pairs = Vec::with_capacity(2 * a.n * d);
+    for i in 0..a.n {
+        pairs.extend_from_slice(&orig[i * d..(i + 1) * d]);
+        pairs.extend_from_slice(&recon[i * d..(i + 1) * d]);
+    }
+    let cols = 2 * cols_for(a.n).min(10);
+    let img = tile(&pairs, model.cfg.height, model.cfg.width, cols, a.common.zoom);
+    img.save(&a.common.out)?;
+    done(&a.common.out, img.width, img.height)
+}
+
+pub fn latent(a: LatentArgs) -> Result<()> {
+    let (mut model, meta) = load_run(&a.run, &a.device)?;
+    let data = load_data(&meta)?;
+    let n = a.n_test.unwrap_or(data.n_test());
+    if n < 3 || n > data.n_test() {
+        return Err(Error::config(format!("--n-test must be between 3 and {}", data.n_test())));
+    }
+    let dev = model.device();
+    let dd = DeviceData::<f32>::new(&dev, &data.truncated(2, n));
+    let (mut z1, mut z2) = (Vec::new(), Vec::new());
+    let chunk = 500;
+    for start in (0..n).step_by(chunk) {
+        let b = chunk.min(n - start);
+        let (m1, m2) = model.latent_means(&dd.test_batch(start, b));
+        z1.extend(m1);
+        z2.extend(m2);
+    }
+    let (p1, v1) = cagem::pictures::pca2(&z1, model.cfg.z1);
+    let (p2, v2) = cagem::pictures::pca2(&z2, model.cfg.z2);
+    let names: Vec<String> = (0..data.n_classes).map(|c| c.to_string()).collect();
+    let axes =
+        |v: [f64; 2]| [format!("PC 1 ({:.0}% of variance)", 100.0 * v[0]), format!("PC 2 ({:.0}%)", 100.0 * v[1])];
+    let panels = [
+        Panel { title: format!("E[z1 | x], {} test images", n), points: &p1, axes: axes(v1) },
+        Panel {
+            title: format!("E[z2 | x], coloured by {}", if data.name == "omniglot" { "alphabet" } else { "label" }),
+            points: &p2,
+            axes: axes(v2),
+        },
+    ];
+    let (w, h) = (1600, 800);
+    scatter_panels(&a.out, &panels, &data.test_labels[..n], &names, (w, h))?;
+    done(&a.out, w as usize, h as usize)
+}
+
+pub fn grid(a: GridArgs) -> Result<()> {
+    check_zoom(a.common.zoom)?;
+    if !((2..=40).contains(&a.steps) && a.span > 0.0 && a.span.is_finite()) {
+        return Err(Error::config("--steps must be between 2 and 40 and --span positive"));
+    }
+    let (mut model, _) = load_run(&a.common.run, &a.common.device)?;
+    if model.cfg.z2 != 2 {
+        return Err(Error::config(format!(
+            "the z2 grid needs a model trained with --z2 2; this run has z2 = {}",
+            model.cfg.z2
+        )));
+    }
+    check_class(a.class, model.cfg.clusters)?;
+    let s = a.steps;
+    // Row r (top to bottom) has z2[1] from +span to −span; column c has z2[0] from −span to +span.
+    let coord = |i: usize| -a.span + 2.0 * a.span * i as f64 / (s - 1) as f64;
+    let z: Vec<f64> = (0..s * s).flat_map(|i| [coord(i % s), coord(s - 1 - i / s)]).collect();
+    let z2 = Tensor::<f32>::from_f64(&model.device(), s * s, 2, &z);
+    let conditional = a.class.map_or(ClusterChoice::MostLikely, ClusterChoice::Fixed);
+    let start = NoiseStreams { seed: a.seed, next: PICTURE_STREAM_BASE };
+    // The same z1 noise in both panels, so they differ only by the choice of y.
+    let random = model.generate(&z2, ClusterChoice::Sample, &mut start.clone());
+    let cond = model.generate(&z2, conditional, &mut start.clone());
+    let (h, w) = (model.cfg.height, model.cfg.width);
+    let img = side_by_side(&[tile(&random.x, h, w, s, a.common.zoom), tile(&cond.x, h, w, s, a.common.zoom)], 16);
+    img.save(&a.common.out)?;
+    done(&a.common.out, img.width, img.height)
+}

@@ -1,0 +1,137 @@
+//! Generating from a trained model (batch norm with population statistics, no gradients):
+//! - from z2: y from p(y|z2) (random), fixed (class-conditional) or its most likely value;
+//!   z1 ~ p(z1|y,z2); the picture is the Bernoulli mean σ(logits) of p(x|y,z1);
+//! - reconstructions through the bottom layer: z1 = mean of q(z1|x), y = argmax q(y|z1,x),
+//!   x̂ = mean of p(x|y,z1);
+//! - posterior means for latent-space plots: E[z1|x] = μ of q(z1|x) and
+//!   E[z2|x] = Σ_y q(y|z1,x)·μ of q(z2|x,y,z1) at z1 = E[z1|x].
+
+use std::sync::Arc;
+
+use cagem_autodiff::{Graph, Indices, Real, Tensor, Var};
+
+use super::cagem::{Cagem, cluster_rows, sample_categorical};
+use super::noise::NoiseStreams;
+use crate::nn::BnUse;
+
+/// How y is chosen when generating from z2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterChoice {
+    /// y ~ p(y|z2): random generations.
+    Sample,
+    /// y fixed: class-conditional generations.
+    Fixed(u32),
+    /// y = argmax p(y|z2).
+    MostLikely,
+}
+
+/// Generated pictures (n × pixels, Bernoulli means in [0, 1]) and the y behind each.
+pub struct Generated {
+    pub x: Vec<f64>,
+    pub y: Vec<u32>,
+}
+
+fn sigmoid(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+fn argmax_rows(v: &[f64], k: usize) -> Vec<u32> {
+    v.chunks_exact(k).map(|r| (0..k).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap_or(0) as u32).collect()
+}
+
+impl<T: Real> Cagem<T> {
+    /// `n` draws of z2 ~ N(0, I) (on the model's device).
+    pub fn prior_z2(&self, n: usize, noise: &mut NoiseStreams) -> Tensor<T> {
+        let s = noise.take();
+        let v: Vec<f64> = (0..n * self.cfg.z2).map(|i| cagem_kernels::rng::normal_at(s, i as u64)).collect();
+        Tensor::from_f64(&self.device(), n, self.cfg.z2, &v)
+    }
+
+    /// Pictures generated from the rows of `z2` (n × z2).
+    pub fn generate(&mut self, z2: &Tensor<T>, choice: ClusterChoice, noise: &mut NoiseStreams) -> Generated {
+        let (k, rows) = (self.cfg.clusters, z2.rows());
+        if let ClusterChoice::Fixed(c) = choice {
+            assert!((c as usize) < k, "class {c} out of range for {k} clusters");
+        }
+        let dev = self.device();
+        let mut g = Graph::<T>::new(&dev);
+        g.set_grad_enabled(false);
+        let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
+        let f = &mut fwd;
+        let z2v = f.g.constant(z2.clone());
+        let h = n.p_y.forward(f, &[z2v], None);
+        let logits = n.p_y_head.forward(f, h);
+        let log_py = f.g.log_softmax(logits);
+        let lp = f.g.value(log_py).to_f64_vec();
+        // Taken whatever the choice, so that z1's noise does not depend on it.
+        let y_stream = noise.take();
+        let y = match choice {
+            ClusterChoice::Sample => sample_categorical(&lp, k, y_stream),
+            ClusterChoice::Fixed(c) => vec![c; rows],
+            ClusterChoice::MostLikely => argmax_rows(&lp, k),
+        };
+        let idx = Arc::new(Indices::new(&dev, &y));
+        let h = n.p_z1.forward(f, &[z2v], Some(&idx));
+        let (mu, lv) = n.p_z1_head.forward(f, h);
+        let z1 = f.g.reparameterize(mu, lv, rows, noise.take());
+        let h = n.p_x.forward(f, &[z1], Some(&idx));
+        let logits = n.p_x_head.forward(f, h);
+        let x = f.g.value(logits).to_f64_vec().into_iter().map(sigmoid).collect();
+        Generated { x, y }
+    }
+
+    /// The means of q(z1|x) and the most likely y under q(y|z1,x) at that z1.
+    fn encode_mean(&mut self, g: &mut Graph<T>, x: Var) -> (Var, Var, Vec<f64>) {
+        let (n, mut fwd) = self.fwd(g, BnUse::Eval);
+        let f = &mut fwd;
+        let h = n.q_z1.forward(f, &[x], None);
+        let (mu1, _) = n.q_z1_head.forward(f, h);
+        let h = n.q_y.forward(f, &[x, mu1], None);
+        let logits = n.q_y_head.forward(f, h);
+        let qy = f.g.softmax(logits);
+        let qy_host = f.g.value(qy).to_f64_vec();
+        (mu1, qy, qy_host)
+    }
+
+    /// Reconstructions (n × pixels) of the images x through the bottom layer.
+    pub fn reconstruct(&mut self, x: &Tensor<T>) -> Vec<f64> {
+        let dev = self.device();
+        let mut g = Graph::<T>::new(&dev);
+        g.set_grad_enabled(false);
+        let xv = g.constant(x.clone());
+        let (mu1, _, qy) = self.encode_mean(&mut g, xv);
+        let y = argmax_rows(&qy, self.cfg.clusters);
+        let idx = Arc::new(Indices::new(&dev, &y));
+        let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
+        let f = &mut fwd;
+        let h = n.p_x.forward(f, &[mu1], Some(&idx));
+        let logits = n.p_x_head.forward(f, h);
+        f.g.value(logits).to_f64_vec().into_iter().map(sigmoid).collect()
+    }
+
+    /// Posterior means E[z1|x] (n × z1) and E[z2|x] (n × z2) of the images x.
+    pub fn latent_means(&mut self, x: &Tensor<T>) -> (Vec<f64>, Vec<f64>) {
+        let (k, dz2, b) = (self.cfg.clusters, self.cfg.z2, x.rows());
+        let dev = self.device();
+        let mut g = Graph::<T>::new(&dev);
+        g.set_grad_enabled(false);
+        let xv = g.constant(x.clone());
+        let (mu1, _, qy) = self.encode_mean(&mut g, xv);
+        let idx = cluster_rows(&dev, k, b);
+        let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
+        let f = &mut fwd;
+        let h = n.q_z2.forward(f, &[xv, mu1], Some(&idx));
+        let (mu2, _) = n.q_z2_head.forward(f, h);
+        let mu2 = f.g.value(mu2).to_f64_vec();
+        let mut z2 = vec![0.0; b * dz2];
+        for i in 0..b {
+            for y in 0..k {
+                let q = qy[i * k + y];
+                for d in 0..dz2 {
+                    z2[i * dz2 + d] += q * mu2[(y * b + i) * dz2 + d];
+                }
+            }
+        }
+        (f.g.value(mu1).to_f64_vec(), z2)
+    }
+}

@@ -1,0 +1,85 @@
+//! One whole training step on CUDA against the CPU: the same model (initialised on the host),
+//! the same batches and noise streams give the same loss and the same gradient for every
+//! parameter, within tolerances set by precision; likewise the importance-weighted bound.
+//! Skips (printing why) without a GPU; fails under CAGEM_REQUIRE_GPU=1.
+
+use cagem::ModelConfig;
+use cagem::model::objective::{Labelled, semi_supervised_loss};
+use cagem::model::{Cagem, NoiseStreams};
+use cagem_autodiff::{Device, Graph, Real, Tensor};
+use cagem_kernels::rng::HostRng;
+
+fn gpu_or_skip(test: &str) -> Option<Device> {
+    let required = std::env::var("CAGEM_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match Device::open("cuda") {
+        Ok(d) => Some(d),
+        Err(e) if required => panic!("{test}: CAGEM_REQUIRE_GPU=1 but no GPU is usable: {e}"),
+        Err(e) => {
+            eprintln!("skipping {test}: no GPU ({e})");
+            None
+        }
+    }
+}
+
+fn rel_l2(got: &[f64], want: &[f64]) -> f64 {
+    let d: f64 = got.iter().zip(want).map(|(g, w)| (g - w) * (g - w)).sum();
+    let n: f64 = want.iter().map(|w| w * w).sum();
+    if n > 0.0 { (d / n).sqrt() } else { d.sqrt() }
+}
+
+struct StepResult {
+    loss: f64,
+    grads: Vec<(String, Vec<f64>)>,
+    iw: Vec<f64>,
+}
+
+fn run_step<T: Real>(cfg: &ModelConfig, device: &Device, xu: &[f64], xl: &[f64], yl: &[u32]) -> StepResult {
+    let mut model = Cagem::<T>::new(cfg.clone(), 11, device);
+    let (bu, bl) = (xu.len() / cfg.x_dim, xl.len() / cfg.x_dim);
+    let mut g = Graph::<T>::new(device);
+    let u = g.constant(Tensor::from_f64(device, bu, cfg.x_dim, xu));
+    let l = g.constant(Tensor::from_f64(device, bl, cfg.x_dim, xl));
+    let mut noise = NoiseStreams::new(5);
+    let s = semi_supervised_loss(&mut model, &mut g, u, Some(Labelled { x: l, y: yl }), 0.6, 3.0, &mut noise);
+    let loss = g.value(s.loss).scalar().as_f64();
+    let grads = g.backward(s.loss);
+    let mut named: Vec<(String, Vec<f64>)> =
+        grads.params().map(|(id, t)| (model.store.entry(id).name.clone(), t.to_f64_vec())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    drop(g);
+    let mut g = Graph::<T>::new(device);
+    let x = g.constant(Tensor::from_f64(device, bu, cfg.x_dim, xu));
+    let c = model.iw_chunk(&mut g, x, 7, cagem::model::IwEstimator::SumY, &mut NoiseStreams::new(9));
+    let iw = g.value(c.log_sum_w).to_f64_vec();
+    StepResult { loss, grads: named, iw }
+}
+
+fn compare<T: Real>(gpu: &Device, loss_tol: f64, grad_tol: f64) {
+    let cfg = ModelConfig { z1: 8, z2: 4, q_hidden: [96, 48], p_hidden: [48, 96], ..ModelConfig::default() };
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    let mut rng = HostRng::new(seed, 0);
+    let bits = |n: usize, rng: &mut HostRng| -> Vec<f64> {
+        (0..n * cfg.x_dim).map(|_| if rng.next_f64() < 0.13 { 1.0 } else { 0.0 }).collect()
+    };
+    let (xu, xl) = (bits(64, &mut rng), bits(20, &mut rng));
+    let yl: Vec<u32> = (0..20).map(|i| (i % 10) as u32).collect();
+    let cpu = run_step::<T>(&cfg, &Device::Cpu, &xu, &xl, &yl);
+    let dev = run_step::<T>(&cfg, gpu, &xu, &xl, &yl);
+    let rel = (cpu.loss - dev.loss).abs() / cpu.loss.abs();
+    assert!(rel <= loss_tol, "{}: loss {} on the CPU, {} on the GPU (seed {seed})", T::NAME, cpu.loss, dev.loss);
+    assert_eq!(cpu.grads.len(), dev.grads.len(), "different parameters received gradients");
+    for ((name, c), (name2, d)) in cpu.grads.iter().zip(&dev.grads) {
+        assert_eq!(name, name2);
+        let e = rel_l2(d, c);
+        assert!(e <= grad_tol, "{}: gradient of {name} differs by {e:.2e} (relative L2, seed {seed})", T::NAME);
+    }
+    let e = rel_l2(&dev.iw, &cpu.iw);
+    assert!(e <= loss_tol, "{}: IW bound differs by {e:.2e} (seed {seed})", T::NAME);
+}
+
+#[test]
+fn training_step_on_cuda_matches_the_cpu() {
+    let Some(gpu) = gpu_or_skip("training_step_on_cuda_matches_the_cpu") else { return };
+    compare::<f64>(&gpu, 1e-10, 1e-8);
+    compare::<f32>(&gpu, 1e-5, 2e-3);
+}

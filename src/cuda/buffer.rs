@@ -1,0 +1,105 @@
+//! Memory on a CUDA device: element buffers and index arrays, each holding its device.
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaSlice;
+
+use super::device::CudaDevice;
+use crate::real::Real;
+
+/// Elements on a device. Empty buffers hold a one-element allocation (the driver is never asked
+/// for zero bytes); `len` is the logical length.
+pub struct CudaBuffer<T> {
+    pub(crate) slice: CudaSlice<T>,
+    len: usize,
+    dev: Arc<CudaDevice>,
+}
+
+fn check<R, E: std::fmt::Debug>(r: Result<R, E>, what: &str) -> R {
+    r.unwrap_or_else(|e| panic!("CUDA {what} failed: {e:?}"))
+}
+
+impl<T: Real> CudaBuffer<T> {
+    pub(crate) fn new(slice: CudaSlice<T>, len: usize, dev: Arc<CudaDevice>) -> Self {
+        CudaBuffer { slice, len, dev }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn device(&self) -> &Arc<CudaDevice> {
+        &self.dev
+    }
+
+    /// Copies to the host (waits for the queued work that writes it).
+    pub fn download(&self) -> Vec<T> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        check(self.dev.stream().clone_dtoh(&self.slice.slice(..self.len)), "download")
+    }
+
+    pub fn upload_from(&mut self, src: &[T]) {
+        assert_eq!(src.len(), self.len(), "upload: length mismatch");
+        if !src.is_empty() {
+            check(self.dev.stream().memcpy_htod(src, &mut self.slice), "upload");
+        }
+    }
+
+    /// A device copy of elements `start .. start + len`.
+    pub fn copy_range(&self, start: usize, len: usize) -> CudaBuffer<T> {
+        let mut out = self.dev.alloc::<T>(len);
+        if len > 0 {
+            check(self.dev.stream().memcpy_dtod(&self.slice.slice(start..start + len), &mut out.slice), "copy");
+        }
+        out
+    }
+
+    /// Copies all of `src` (same length) into this buffer.
+    pub fn copy_from(&mut self, src: &CudaBuffer<T>) {
+        assert_eq!(src.len(), self.len(), "copy: length mismatch");
+        if !src.is_empty() {
+            check(self.dev.stream().memcpy_dtod(&src.slice.slice(..src.len), &mut self.slice), "copy");
+        }
+    }
+}
+
+/// Row indices on a CUDA device, with their largest value (known at upload) so launchers can
+/// check them against the rows they index: the GPU does not bounds-check.
+pub struct CudaIndices {
+    pub(crate) slice: CudaSlice<u32>,
+    len: usize,
+    max: Option<u32>,
+    dev: Arc<CudaDevice>,
+}
+
+impl CudaIndices {
+    pub(crate) fn new(slice: CudaSlice<u32>, len: usize, max: Option<u32>, dev: Arc<CudaDevice>) -> Self {
+        CudaIndices { slice, len, max, dev }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The largest index (None when empty).
+    pub fn max(&self) -> Option<u32> {
+        self.max
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn download(&self) -> Vec<u32> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        check(self.dev.stream().clone_dtoh(&self.slice.slice(..self.len)), "download")
+    }
+}
