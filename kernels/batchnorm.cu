@@ -15,21 +15,11 @@
 
 #define BN_ROWS_PER_BLOCK 128
 
-template <typename T>
-__device__ __forceinline__ void bn_moments_impl(const T* x, double* part1, double* part2, u32 rows, u32 cols) {
+// Reduces each thread's (s1, s2) over the 8 row stripes of a (32, 8) block and writes the
+// column's block partials; every thread of the block must call it.
+__device__ __forceinline__ void block_column_partials(double s1, double s2, u32 c, u32 cols, double* part1,
+                                                      double* part2) {
     __shared__ double s1s[8][WARP + 1], s2s[8][WARP + 1];
-    const u32 c = blockIdx.x * WARP + threadIdx.x;
-    const u32 r0 = blockIdx.y * BN_ROWS_PER_BLOCK;
-    const u32 r1 = min(rows, r0 + BN_ROWS_PER_BLOCK);
-    double s1 = 0, s2 = 0;
-    if (c < cols) {
-        const double shift = (double)x[c];
-        for (u32 r = r0 + threadIdx.y; r < r1; r += 8) {
-            const double d = (double)x[(u64)r * cols + c] - shift;
-            s1 += d;
-            s2 += d * d;
-        }
-    }
     s1s[threadIdx.y][threadIdx.x] = s1;
     s2s[threadIdx.y][threadIdx.x] = s2;
     __syncthreads();
@@ -42,6 +32,23 @@ __device__ __forceinline__ void bn_moments_impl(const T* x, double* part1, doubl
         part1[(u64)blockIdx.y * cols + c] = t1;
         part2[(u64)blockIdx.y * cols + c] = t2;
     }
+}
+
+template <typename T>
+__device__ __forceinline__ void bn_moments_impl(const T* x, double* part1, double* part2, u32 rows, u32 cols) {
+    const u32 c = blockIdx.x * WARP + threadIdx.x;
+    const u32 r0 = blockIdx.y * BN_ROWS_PER_BLOCK;
+    const u32 r1 = min(rows, r0 + BN_ROWS_PER_BLOCK);
+    double s1 = 0, s2 = 0;
+    if (c < cols) {
+        const double shift = (double)x[c];
+        for (u32 r = r0 + threadIdx.y; r < r1; r += 8) {
+            const double d = (double)x[(u64)r * cols + c] - shift;
+            s1 += d;
+            s2 += d * d;
+        }
+    }
+    block_column_partials(s1, s2, c, cols, part1, part2);
 }
 
 template <typename T>
@@ -117,7 +124,6 @@ template <typename T>
 __device__ __forceinline__ void bn_backward_sums_impl(const T* g, const T* x, const T* scale, const T* offset,
                                                       const T* mean, const T* r, double* part_g, double* part_gx,
                                                       u32 rows, u32 cols, int relu) {
-    __shared__ double s1s[8][WARP + 1], s2s[8][WARP + 1];
     const u32 c = blockIdx.x * WARP + threadIdx.x;
     const u32 r0 = blockIdx.y * BN_ROWS_PER_BLOCK;
     const u32 r1 = min(rows, r0 + BN_ROWS_PER_BLOCK);
@@ -132,18 +138,7 @@ __device__ __forceinline__ void bn_backward_sums_impl(const T* g, const T* x, co
             s2 += (double)(gp * xhat);
         }
     }
-    s1s[threadIdx.y][threadIdx.x] = s1;
-    s2s[threadIdx.y][threadIdx.x] = s2;
-    __syncthreads();
-    if (threadIdx.y == 0 && c < cols) {
-        double t1 = 0, t2 = 0;
-        for (int k = 0; k < 8; ++k) {
-            t1 += s1s[k][threadIdx.x];
-            t2 += s2s[k][threadIdx.x];
-        }
-        part_g[(u64)blockIdx.y * cols + c] = t1;
-        part_gx[(u64)blockIdx.y * cols + c] = t2;
-    }
+    block_column_partials(s1, s2, c, cols, part_g, part_gx);
 }
 
 template <typename T>

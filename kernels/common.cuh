@@ -33,6 +33,11 @@ template <typename T> __device__ __forceinline__ T neg_inf();
 template <> __device__ __forceinline__ float neg_inf<float>() { return -__int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double neg_inf<double>() { return -__longlong_as_double(0x7ff0000000000000ll); }
 
+// The maximum of a row of `cols` values, and Σ exp(v − m) (0 when m is −∞), across a warp:
+// lane l visits columns l, l + 32, …; every lane gets the result.
+template <typename T> __device__ __forceinline__ T warp_row_max(const T* row, u32 cols, u32 lane);
+template <typename T> __device__ __forceinline__ T warp_row_sum_exp(const T* row, u32 cols, u32 lane, T m);
+
 // Write or accumulate one gradient element.
 template <typename T> __device__ __forceinline__ void put(T* dst, u64 i, T v, int acc) {
     dst[i] = acc ? dst[i] + v : v;
@@ -69,3 +74,16 @@ template <typename T> __device__ __forceinline__ bool logvar_in_range(T lv) {
 
 // Blocks for n work items of a grid-stride kernel, capped (the loop covers the rest).
 // (Computed on the host: see src/cuda/launch.rs.)
+
+template <typename T> __device__ __forceinline__ T warp_row_max(const T* row, u32 cols, u32 lane) {
+    T m = neg_inf<T>();
+    for (u32 c = lane; c < cols; c += WARP) m = max(m, row[c]);
+    return warp_max(m);
+}
+
+template <typename T> __device__ __forceinline__ T warp_row_sum_exp(const T* row, u32 cols, u32 lane, T m) {
+    T s = 0;
+    if (m != neg_inf<T>())
+        for (u32 c = lane; c < cols; c += WARP) s += exp(row[c] - m);
+    return warp_sum(s);
+}

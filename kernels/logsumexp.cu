@@ -8,13 +8,8 @@ template <typename T> __device__ __forceinline__ void lse_rows_impl(const T* x, 
     const u32 lane = threadIdx.x % WARP;
     if (row >= rows) return;
     const T* xr = x + row * cols;
-    T m = neg_inf<T>();
-    for (u32 c = lane; c < cols; c += WARP) m = max(m, xr[c]);
-    m = warp_max(m);
-    T s = 0;
-    if (m != neg_inf<T>())
-        for (u32 c = lane; c < cols; c += WARP) s += exp(xr[c] - m);
-    s = warp_sum(s);
+    const T m = warp_row_max(xr, cols, lane);
+    const T s = warp_row_sum_exp(xr, cols, lane, m);
     if (lane == 0) out[row] = m == neg_inf<T>() ? m : m + log(s);
 }
 

@@ -9,12 +9,8 @@ __device__ __forceinline__ void softmax_forward_impl(const T* x, T* out, u32 row
     const u32 lane = threadIdx.x % WARP;
     if (row >= rows) return;
     const T* xr = x + row * cols;
-    T m = neg_inf<T>();
-    for (u32 c = lane; c < cols; c += WARP) m = max(m, xr[c]);
-    m = warp_max(m);
-    T s = 0;
-    for (u32 c = lane; c < cols; c += WARP) s += exp(xr[c] - m);
-    s = warp_sum(s);
+    const T m = warp_row_max(xr, cols, lane);
+    const T s = warp_row_sum_exp(xr, cols, lane, m);
     const T ls = log(s);
     for (u32 c = lane; c < cols; c += WARP) out[row * cols + c] = log_out ? xr[c] - m - ls : exp(xr[c] - m) / s;
 }

@@ -308,10 +308,51 @@ pub mod cpu {
             .unzip()
     }
 
-    /// g masked by the ReLU of the forward pass (whose pre-activation is x·scale + offset).
+    /// Per-column vectors of the backward pass, all `cols` long.
+    struct Cols<'a, T> {
+        scale: &'a [T],
+        offset: &'a [T],
+        mean: &'a [T],
+        r: &'a [T],
+    }
+
+    /// g masked by the forward's ReLU, whose pre-activation was x·scale + offset.
     #[inline(always)]
-    fn masked<T: Real>(relu: bool, g: T, x: T, scale: T, offset: T) -> T {
-        if relu && x * scale + offset < T::zero() { T::zero() } else { g }
+    fn masked<T: Real, const RELU: bool>(g: T, x: T, scale: T, offset: T) -> T {
+        if RELU && x * scale + offset < T::zero() { T::zero() } else { g }
+    }
+
+    /// Σg' and Σg'·x̂ of one row into the column sums. The flags are constants so that the loop
+    /// tests nothing per element and vectorises.
+    fn sums_row<T: Real, const RELU: bool>(gr: &[T], xr: &[T], c: &Cols<T>, sg: &mut [T], sgx: &mut [T]) {
+        let n = gr.len();
+        let (xr, sc, of, mu, r, sg, sgx) =
+            (&xr[..n], &c.scale[..n], &c.offset[..n], &c.mean[..n], &c.r[..n], &mut sg[..n], &mut sgx[..n]);
+        for j in 0..n {
+            let gp = masked::<T, RELU>(gr[j], xr[j], sc[j], of[j]);
+            sg[j] = sg[j] + gp;
+            sgx[j] = sgx[j] + gp * ((xr[j] - mu[j]) * r[j]);
+        }
+    }
+
+    /// dx = scale·(g' − mean(g') − x̂·mean(g'x̂)) for one row.
+    fn dx_row<T: Real, const RELU: bool, const ACC: bool>(
+        dr: &mut [T],
+        gr: &[T],
+        xr: &[T],
+        c: &Cols<T>,
+        mean_g: &[T],
+        mean_gx: &[T],
+    ) {
+        let n = dr.len();
+        let (gr, xr, sc, of, mu, r, mg, mgx) =
+            (&gr[..n], &xr[..n], &c.scale[..n], &c.offset[..n], &c.mean[..n], &c.r[..n], &mean_g[..n], &mean_gx[..n]);
+        for j in 0..n {
+            let gp = masked::<T, RELU>(gr[j], xr[j], sc[j], of[j]);
+            let xhat = (xr[j] - mu[j]) * r[j];
+            let v = sc[j] * (gp - mg[j] - xhat * mgx[j]);
+            dr[j] = if ACC { dr[j] + v } else { v };
+        }
     }
 
     pub fn backward<T: Real>(
@@ -334,20 +375,15 @@ pub mod cpu {
         let scale: Vec<T> = (0..cols).map(|j| T::from_f64(affine.gamma[j].as_f64() * r[j].as_f64())).collect();
         let offset: Vec<T> =
             (0..cols).map(|j| T::from_f64(affine.beta[j].as_f64() - mean[j].as_f64() * scale[j].as_f64())).collect();
+        let c = Cols { scale: &scale, offset: &offset, mean: &mean, r: &r };
         let relu = affine.relu;
 
         // Pass 1: dβ = Σ g', dγ = Σ g'·x̂ (needed for dx in batch mode, or when asked for).
         let need_sums = grads.dgamma.is_some() || grads.dbeta.is_some() || (batch_stats && grads.dx.is_some());
         let (sum_g, sum_gx) = if need_sums {
-            let (scale, offset, mean, r) = (&scale[..cols], &offset[..cols], &mean[..cols], &r[..cols]);
             column_sums2(rows, cols, |row, sg: &mut [T], sgx: &mut [T]| {
                 let (gr, xr) = (&g[row * cols..(row + 1) * cols], &x[row * cols..(row + 1) * cols]);
-                let (sg, sgx) = (&mut sg[..cols], &mut sgx[..cols]);
-                for j in 0..cols {
-                    let gp = masked(relu, gr[j], xr[j], scale[j], offset[j]);
-                    sg[j] = sg[j] + gp;
-                    sgx[j] = sgx[j] + gp * ((xr[j] - mean[j]) * r[j]);
-                }
+                if relu { sums_row::<T, true>(gr, xr, &c, sg, sgx) } else { sums_row::<T, false>(gr, xr, &c, sg, sgx) }
             })
         } else {
             (Vec::new(), Vec::new())
@@ -363,7 +399,7 @@ pub mod cpu {
             }
         }
 
-        // Pass 2: dx = scale·(g' − mean(g') − x̂·mean(g'·x̂)) (the means vanish with running stats).
+        // Pass 2: dx (the means vanish with running statistics).
         if let Some(dx) = grads.dx {
             let n = rows as f64;
             let (mean_g, mean_gx): (Vec<T>, Vec<T>) = if batch_stats {
@@ -375,20 +411,17 @@ pub mod cpu {
                 (vec![T::zero(); cols], vec![T::zero(); cols])
             };
             let acc = dx.accumulate;
-            let (scale, offset, mean, r) = (&scale[..cols], &offset[..cols], &mean[..cols], &r[..cols]);
-            let (mean_g, mean_gx) = (&mean_g[..cols], &mean_gx[..cols]);
             for_row_chunks(dx.buf, cols, |row0, chunk| {
                 let off = row0 * cols;
                 let gs = &g[off..off + chunk.len()];
                 let xs = &x[off..off + chunk.len()];
                 for ((dr, gr), xr) in chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols))
                 {
-                    let (dr, gr, xr) = (&mut dr[..cols], &gr[..cols], &xr[..cols]);
-                    for j in 0..cols {
-                        let gp = masked(relu, gr[j], xr[j], scale[j], offset[j]);
-                        let xhat = (xr[j] - mean[j]) * r[j];
-                        let v = scale[j] * (gp - mean_g[j] - xhat * mean_gx[j]);
-                        dr[j] = if acc { dr[j] + v } else { v };
+                    match (relu, acc) {
+                        (true, true) => dx_row::<T, true, true>(dr, gr, xr, &c, &mean_g, &mean_gx),
+                        (true, false) => dx_row::<T, true, false>(dr, gr, xr, &c, &mean_g, &mean_gx),
+                        (false, true) => dx_row::<T, false, true>(dr, gr, xr, &c, &mean_g, &mean_gx),
+                        (false, false) => dx_row::<T, false, false>(dr, gr, xr, &c, &mean_g, &mean_gx),
                     }
                 }
             });
@@ -452,7 +485,21 @@ mod cuda {
             &momentum,
             &update
         );
-        let relu = affine.relu as i32;
+        apply(x, &scale, &offset, y, rows, cols, affine.relu);
+    }
+
+    /// y = max(0?, x·scale + offset) with per-column scale and offset.
+    fn apply<T: Real>(
+        x: &CudaBuffer<T>,
+        scale: &CudaBuffer<T>,
+        offset: &CudaBuffer<T>,
+        y: &mut CudaBuffer<T>,
+        rows: usize,
+        cols: usize,
+        relu: bool,
+    ) {
+        let dev = x.device().clone();
+        let (r, c, relu) = (dim(rows), dim(cols), relu as i32);
         launch!(
             dev,
             kname::<T>("bn_apply"),
@@ -477,7 +524,7 @@ mod cuda {
         y: &mut CudaBuffer<T>,
     ) {
         let dev = x.device().clone();
-        let (r, c, relu) = (dim(rows), dim(cols), affine.relu as i32);
+        let c = dim(cols);
         let (mut scale, mut offset) = (dev.alloc::<T>(cols), dev.alloc::<T>(cols));
         launch!(
             dev,
@@ -492,18 +539,7 @@ mod cuda {
             &c,
             &affine.eps
         );
-        launch!(
-            dev,
-            kname::<T>("bn_apply"),
-            grid_1d((rows * cols) as u64),
-            &x.slice,
-            &scale.slice,
-            &offset.slice,
-            &mut y.slice,
-            &r,
-            &c,
-            &relu
-        );
+        apply(x, &scale, &offset, y, rows, cols, affine.relu);
     }
 
     pub fn backward<T: Real>(

@@ -10,7 +10,7 @@ use crate::rng::RngStream;
 pub fn binarize_rows<T: Real>(cols: usize, probs: &Buffer<T>, rows: &Indices, stream: RngStream, out: &mut Buffer<T>) {
     assert!(cols > 0, "binarize: zero columns");
     assert_eq!(out.len(), rows.len() * cols, "binarize: output shape");
-    assert!(probs.len() % cols == 0, "binarize: probabilities shape");
+    assert!(probs.len().is_multiple_of(cols), "binarize: probabilities shape");
     match out {
         Buffer::Host(o) => cpu::binarize_rows(cols, probs.host(), rows.host(), stream, o),
         #[cfg(feature = "cuda")]

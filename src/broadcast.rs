@@ -66,7 +66,7 @@ pub fn tile_cols<T: Real>(cols: usize, g: &Buffer<T>, s: T, out: GradOut<Buffer<
 
 fn check_period(cols: usize, small: usize, big: usize, what: &str) {
     assert!(cols > 0, "{what}: zero columns");
-    assert!(small % cols == 0 && big % cols == 0, "{what}: lengths not multiples of {cols} columns");
+    assert!(small.is_multiple_of(cols) && big.is_multiple_of(cols), "{what}: lengths not multiples of {cols} columns");
     let (p, r) = (small / cols, big / cols);
     assert!(p > 0 && r % p == 0, "{what}: {r} rows are not a whole number of repeats of {p} rows");
 }

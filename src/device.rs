@@ -146,3 +146,18 @@ impl fmt::Debug for Device {
         f.write_str(&self.name())
     }
 }
+
+/// The convention of cagem's GPU tests: the GPU to test on, or None after printing why there is
+/// none, so the test can return early (skip). With CAGEM_REQUIRE_GPU=1 (how the tests run on a
+/// GPU machine) a missing GPU, or a build without the `cuda` feature, panics instead.
+pub fn gpu_for_test(test: &str) -> Option<Device> {
+    let required = std::env::var("CAGEM_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match Device::open("cuda") {
+        Ok(d) => Some(d),
+        Err(e) if required => panic!("{test}: CAGEM_REQUIRE_GPU=1 but no GPU is usable: {e}"),
+        Err(e) => {
+            eprintln!("skipping {test}: no GPU ({e})");
+            None
+        }
+    }
+}

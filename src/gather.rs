@@ -13,10 +13,10 @@ pub fn gather_add_rows<T: Real>(cols: usize, a: &Buffer<T>, table: &Buffer<T>, i
     let rows = idx.len();
     assert_eq!(out.len(), rows * cols, "gather_add_rows: output shape");
     assert!(
-        a.len() % cols == 0 && !a.is_empty() && rows % (a.len() / cols) == 0,
+        a.len().is_multiple_of(cols) && !a.is_empty() && rows.is_multiple_of(a.len() / cols),
         "gather_add_rows: a rows must divide output rows"
     );
-    assert!(table.len() % cols == 0, "gather_add_rows: table shape");
+    assert!(table.len().is_multiple_of(cols), "gather_add_rows: table shape");
     match out {
         Buffer::Host(o) => cpu::gather_add_rows(cols, a.host(), table.host(), idx.host(), o),
         #[cfg(feature = "cuda")]

@@ -133,12 +133,11 @@ pub mod cpu {
                 let zr = &z[(r % pz) * cols..(r % pz + 1) * cols];
                 let mr = &mu[(r % pm) * cols..(r % pm + 1) * cols];
                 let lr = &lv[(r % pl) * cols..(r % pl + 1) * cols];
-                let mut s = T::zero();
-                for ((&z, &m), &l) in zr.iter().zip(mr).zip(lr) {
+                let s = crate::fastmath::lane_sum3(zr, mr, lr, |z, m, l| {
                     let l = clamp_logvar(l);
                     let d = z - m;
-                    s = s + ln2pi + l + d * d * (-l).exp();
-                }
+                    ln2pi + l + d * d * (-l).vexp()
+                });
                 *o = -half * s;
             }
         });
@@ -174,7 +173,7 @@ pub mod cpu {
         let terms = |r: usize, c: usize| {
             let d = z[(r % pz) * cols + c] - mu[(r % pm) * cols + c];
             let l = lv[(r % pl) * cols + c];
-            let iv = (-clamp_logvar(l)).exp();
+            let iv = (-clamp_logvar(l)).vexp();
             (d * iv, d * d * iv, logvar_in_range(l))
         };
         if let Some(dz) = grads.dz {
@@ -198,8 +197,8 @@ pub mod cpu {
         for_elems(out, cols, |r0, chunk| {
             for (i, o) in chunk.iter_mut().enumerate() {
                 let r = r0 + i;
-                let s: T = z[r * cols..(r + 1) * cols].iter().map(|&v| ln2pi + v * v).sum();
-                *o = -half * s;
+                let zr = &z[r * cols..(r + 1) * cols];
+                *o = -half * crate::fastmath::lane_sum3(zr, zr, zr, |v, _, _| ln2pi + v * v);
             }
         });
     }

@@ -17,6 +17,7 @@ pub mod broadcast;
 pub mod buffer;
 pub mod device;
 pub mod elementwise;
+pub mod fastmath;
 pub mod gather;
 pub mod gaussian;
 pub mod gemm;
@@ -38,7 +39,7 @@ pub use rng::RngStream;
 
 /// Panics unless an argument of `len` elements is `P × cols` with P dividing `rows`.
 pub(crate) fn check_broadcast(rows: usize, cols: usize, len: usize, what: &str) {
-    assert!(cols > 0 && len % cols == 0, "{what}: {len} elements is not a whole number of rows of {cols}");
+    assert!(cols > 0 && len.is_multiple_of(cols), "{what}: {len} elements is not a whole number of rows of {cols}");
     let p = len / cols;
-    assert!(p > 0 && rows % p == 0, "{what}: {p} rows do not divide the {rows} result rows");
+    assert!(p > 0 && rows.is_multiple_of(p), "{what}: {p} rows do not divide the {rows} result rows");
 }

@@ -9,7 +9,7 @@ use crate::real::Real;
 use crate::rng::RngStream;
 
 pub fn forward<T: Real>(cols: usize, mu: &Buffer<T>, lv: &Buffer<T>, stream: RngStream, z: &mut Buffer<T>) {
-    assert!(cols > 0 && z.len() % cols == 0, "reparameterize: output is not whole rows of {cols}");
+    assert!(cols > 0 && z.len().is_multiple_of(cols), "reparameterize: output is not whole rows of {cols}");
     let rows = z.len() / cols;
     crate::check_broadcast(rows, cols, mu.len(), "mu");
     crate::check_broadcast(rows, cols, lv.len(), "logvar");
@@ -30,7 +30,7 @@ pub fn backward<T: Real>(
     dlv: Option<GradOut<Buffer<T>>>,
 ) {
     assert_eq!(g.len(), z.len(), "reparam backward: shape");
-    assert!(cols > 0 && z.len() % cols == 0, "reparam backward: not whole rows of {cols}");
+    assert!(cols > 0 && z.len().is_multiple_of(cols), "reparam backward: not whole rows of {cols}");
     let rows = z.len() / cols;
     crate::check_broadcast(rows, cols, mu.len(), "mu");
     crate::check_broadcast(rows, cols, lv.len(), "logvar");
@@ -68,7 +68,7 @@ pub mod cpu {
                 let (r, c) = (row0 + i / cols, i % cols);
                 let m = mu[(r % pm) * cols + c];
                 let l = clamp_logvar(lv[(r % pl) * cols + c]);
-                chunk[i] = m + (half * l).exp() * T::from_f64(eps);
+                chunk[i] = m + (half * l).vexp() * T::from_f64(eps);
             });
         });
     }

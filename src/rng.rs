@@ -168,7 +168,7 @@ impl HostRng {
     }
 
     pub fn next_u32(&mut self) -> u32 {
-        if self.drawn % 4 == 0 {
+        if self.drawn.is_multiple_of(4) {
             self.buf = block_words(self.stream, self.drawn / 4);
         }
         let w = self.buf[(self.drawn % 4) as usize];

@@ -10,7 +10,7 @@ use crate::real::Real;
 
 /// out = softmax(x) per row, or log_softmax with `log`.
 pub fn forward<T: Real>(cols: usize, log: bool, x: &Buffer<T>, out: &mut Buffer<T>) {
-    assert!(cols > 0 && x.len() % cols == 0 && x.len() == out.len(), "softmax: shape");
+    assert!(cols > 0 && x.len().is_multiple_of(cols) && x.len() == out.len(), "softmax: shape");
     match out {
         Buffer::Host(o) => cpu::forward(cols, log, x.host(), o),
         #[cfg(feature = "cuda")]

@@ -66,19 +66,8 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64,
     }
 }
 
-/// The GPU to test on, or None (after printing why) when there is none. With
-/// CAGEM_REQUIRE_GPU=1 a missing GPU (or a build without the `cuda` feature) fails instead.
-pub fn gpu_or_skip(test: &str) -> Option<Device> {
-    let required = std::env::var("CAGEM_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match Device::open("cuda") {
-        Ok(d) => Some(d),
-        Err(e) if required => panic!("{test}: CAGEM_REQUIRE_GPU=1 but no GPU is usable: {e}"),
-        Err(e) => {
-            eprintln!("skipping {test}: no GPU ({e})");
-            None
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use cagem_kernels::device::gpu_for_test as gpu_or_skip;
 
 /// Relative L2 distance ‖got − want‖ / ‖want‖, and whether every element is as finite as its
 /// reference (so an unwritten NaN-poisoned element fails).

@@ -51,6 +51,26 @@ pub struct PrepareOmniglotArgs {
     pub out: PathBuf,
 }
 
+/// Where a command computes.
+#[derive(Args, Debug)]
+pub struct DeviceArgs {
+    /// Compute device: cpu, or cuda[:N] in a build with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Let f32 matrix products use TF32 tensor cores (GPU only; faster, ~1e-3 relative error).
+    #[arg(long)]
+    pub tf32: bool,
+}
+
+impl DeviceArgs {
+    /// Opens the device, with TF32 if asked for.
+    pub fn open(&self) -> cagem::Result<cagem_kernels::Device> {
+        let device = cagem_kernels::Device::open(&self.device)?;
+        device.set_tf32(self.tf32)?;
+        Ok(device)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Folder with the data set's files (default: the copy bundled in the binary): the four
@@ -87,12 +107,8 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long, requires = "out")]
     pub resume: bool,
-    /// Compute device: cpu, or cuda[:N] in a build with the `cuda` feature.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Let f32 matrix products use TF32 tensor cores (GPU only; faster, ~1e-3 relative error).
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Initial learning rate of Adam.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
@@ -133,12 +149,8 @@ pub struct EvalArgs {
     /// Print the results as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Compute device: cpu, or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Let f32 matrix products use TF32 tensor cores (GPU only).
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// How the importance weights treat y: summed exactly (sum-y) or sampled (sample-y, K times
     /// cheaper per sample, more variance). Both give valid lower bounds.
     #[arg(long, default_value = "sum-y", value_parser = ["sum-y", "sample-y"])]
@@ -171,12 +183,8 @@ pub struct BenchArgs {
     /// Print the results as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Compute device: cpu, or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Let f32 matrix products use TF32 tensor cores (GPU only).
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 fn parse_widths(s: &str) -> Result<[usize; 2], String> {
@@ -202,9 +210,8 @@ pub struct PictureCommon {
     /// Pixels per image pixel.
     #[arg(long, default_value_t = 2)]
     pub zoom: usize,
-    /// Compute device: cpu, or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -242,9 +249,8 @@ pub struct LatentArgs {
     /// Use the first N test images (default: all).
     #[arg(long, value_name = "N")]
     pub n_test: Option<usize>,
-    /// Compute device: cpu, or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.k == 0 {
         return Err(Error::config("--k must be at least 1"));
     }
-    let device = crate::open_device(&a.device, a.tf32)?;
+    let device = a.device.open()?;
     let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
     let dir = a.data.clone().or_else(|| meta.train.data_dir.clone().map(Into::into));
     let data = data_source::load(&meta.train.dataset, dir.as_deref())?;
@@ -25,10 +25,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
             data.dim()
         )));
     }
-    if let Some(n) = a.n_test {
-        if n == 0 || n > data.n_test() {
-            return Err(Error::config(format!("--n-test {n} must be between 1 and {}", data.n_test())));
-        }
+    if let Some(n) = a.n_test
+        && (n == 0 || n > data.n_test())
+    {
+        return Err(Error::config(format!("--n-test {n} must be between 1 and {}", data.n_test())));
     }
     let dev_data = DeviceData::<f32>::new(&device, &data);
     let estimator = if a.estimator == "sample-y" { IwEstimator::SampleY } else { IwEstimator::SumY };

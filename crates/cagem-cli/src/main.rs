@@ -16,11 +16,11 @@ use args::{Cli, Command};
 fn main() {
     install_panic_hook();
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
-            eprintln!("error: cannot start {n} threads: {e}");
-            std::process::exit(1);
-        }
+    if let Some(n) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global()
+    {
+        eprintln!("error: cannot start {n} threads: {e}");
+        std::process::exit(1);
     }
     let result = match cli.command {
         Command::Train(a) => train_cmd::run(a),
@@ -36,13 +36,6 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-/// Opens the device a command asked for, with TF32 if requested.
-pub fn open_device(name: &str, tf32: bool) -> cagem::Result<cagem_kernels::Device> {
-    let device = cagem_kernels::Device::open(name)?;
-    device.set_tf32(tf32)?;
-    Ok(device)
 }
 
 /// Runtime failures that cannot be returned as errors (a CUDA launch or allocation failing deep in

@@ -9,14 +9,14 @@ use cagem::train::checkpoint;
 use cagem::{Error, Result};
 use cagem_autodiff::Tensor;
 
-use crate::args::{GridArgs, LatentArgs, ReconstructArgs, SampleArgs};
+use crate::args::{DeviceArgs, GridArgs, LatentArgs, ReconstructArgs, SampleArgs};
 use crate::data_source;
 
 /// Stream number of picture noise (under the user's seed).
 const PICTURE_STREAM_BASE: u64 = 0x5049_4354; // "PICT"
 
-fn load_run(run: &Path, device: &str) -> Result<(Cagem<f32>, checkpoint::CheckpointMeta)> {
-    let device = crate::open_device(device, false)?;
+fn load_run(run: &Path, device: &DeviceArgs) -> Result<(Cagem<f32>, checkpoint::CheckpointMeta)> {
+    let device = device.open()?;
     let (model, _, meta) = checkpoint::load::<f32>(run, &device)?;
     Ok((model, meta))
 }

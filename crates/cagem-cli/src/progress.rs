@@ -38,7 +38,7 @@ impl Observer for TrainProgress {
     fn step(&mut self, r: &StepReport) {
         if let Some(pb) = &self.bar {
             pb.set_position(r.step as u64);
-            if r.step % 5 == 0 || r.step == r.steps_per_epoch {
+            if r.step.is_multiple_of(5) || r.step == r.steps_per_epoch {
                 pb.set_message(format!(
                     "loss {:.2} ELBO {:.2} T {:.2} {:.0} ex/s",
                     r.scalars.loss, r.scalars.elbo, r.temperature, r.examples_per_s

@@ -11,7 +11,7 @@ use crate::data_source;
 use crate::progress::TrainProgress;
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let device = crate::open_device(&a.device, a.tf32)?;
+    let device = a.device.open()?;
     let mut data = data_source::load(&a.dataset, a.data.as_deref())?;
     if let Some(n) = a.n_train {
         data = data.truncated(n, data.n_test());

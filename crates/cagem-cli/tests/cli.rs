@@ -25,6 +25,14 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     }
 }
 
+/// A fresh folder `name` in `tmp` holding a small MNIST-format data set.
+fn data_dir(tmp: &Path, name: &str) -> std::path::PathBuf {
+    let d = tmp.join(name);
+    std::fs::create_dir(&d).unwrap();
+    mnist_like(&d, 120, 30, 28);
+    d
+}
+
 fn idx(dims: &[usize], ty: u8, body: &[u8]) -> Vec<u8> {
     let mut v = vec![0, 0, ty, dims.len() as u8];
     for &d in dims {
@@ -80,9 +88,7 @@ fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
 #[test]
 fn train_eval_resume_and_bench_contract() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    mnist_like(&data, 120, 30, 28);
+    let data = data_dir(tmp.path(), "data");
     let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
     let r = run.to_str().unwrap();
 
@@ -162,12 +168,7 @@ fn bad_input_gets_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let o = out.to_str().unwrap();
-    let case = |name: &str| {
-        let d = tmp.path().join(name);
-        std::fs::create_dir(&d).unwrap();
-        mnist_like(&d, 120, 30, 28);
-        d
-    };
+    let case = |name: &str| data_dir(tmp.path(), name);
 
     let d = case("missing");
     std::fs::remove_file(d.join("train-labels-idx1-ubyte.gz")).unwrap();
@@ -272,9 +273,7 @@ fn trains_and_evaluates_on_cuda() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    mnist_like(&data, 120, 30, 28);
+    let data = data_dir(tmp.path(), "data");
     let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
     let r = run.to_str().unwrap();
     let o = cagem(&train_args(d, r, &["--device", "cuda"]));

@@ -7,19 +7,8 @@ use cagem::ModelConfig;
 use cagem::model::objective::{Labelled, semi_supervised_loss};
 use cagem::model::{Cagem, NoiseStreams};
 use cagem_autodiff::{Device, Graph, Real, Tensor};
+use cagem_kernels::device::gpu_for_test as gpu_or_skip;
 use cagem_kernels::rng::HostRng;
-
-fn gpu_or_skip(test: &str) -> Option<Device> {
-    let required = std::env::var("CAGEM_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match Device::open("cuda") {
-        Ok(d) => Some(d),
-        Err(e) if required => panic!("{test}: CAGEM_REQUIRE_GPU=1 but no GPU is usable: {e}"),
-        Err(e) => {
-            eprintln!("skipping {test}: no GPU ({e})");
-            None
-        }
-    }
-}
 
 fn rel_l2(got: &[f64], want: &[f64]) -> f64 {
     let d: f64 = got.iter().zip(want).map(|(g, w)| (g - w) * (g - w)).sum();

@@ -13,7 +13,7 @@ pub fn balanced_subset(labels: &[u32], n_classes: usize, n: usize, seed: u64) ->
     if n == 0 {
         return Ok(Vec::new());
     }
-    if n % n_classes != 0 {
+    if !n.is_multiple_of(n_classes) {
         return Err(Error::config(format!(
             "--labels {n} cannot be spread evenly over {n_classes} classes: use a multiple of {n_classes}"
         )));

@@ -100,6 +100,66 @@ pub fn cluster_rows(device: &Device, k: usize, n: usize) -> Arc<Indices> {
     Arc::new(Indices::new(device, &idx))
 }
 
+/// The bottom of the inference model on `rows` rows (x repeats if it has fewer):
+/// z1 ~ q(z1|x) and the logits of q(y|z1,x).
+struct Encoded {
+    mu1: Var,
+    lv1: Var,
+    z1: Var,
+    qy_logits: Var,
+}
+
+/// The y-conditioned half of the model on the rows of `idx` (row r under cluster idx[r]):
+/// z2 ~ q(z2|x,y,z1) and, at it, the log-densities of the generative model and of q(z2|·).
+struct YTerms {
+    mu2: Var,
+    lv2: Var,
+    /// log p(y|z2) for every y (rows × K), and for the row's own y (rows × 1).
+    log_py_all: Var,
+    log_py: Var,
+    log_pz1: Var,
+    log_px: Var,
+    log_pz2: Var,
+    log_qz2: Var,
+}
+
+impl Nets {
+    fn encode<T: Real>(&self, f: &mut Fwd<T>, x: Var, rows: usize, noise: &mut NoiseStreams) -> Encoded {
+        let h = self.q_z1.forward(f, &[x], None);
+        let (mu1, lv1) = self.q_z1_head.forward(f, h);
+        let z1 = f.g.reparameterize(mu1, lv1, rows, noise.take());
+        let h = self.q_y.forward(f, &[x, z1], None);
+        let qy_logits = self.q_y_head.forward(f, h);
+        Encoded { mu1, lv1, z1, qy_logits }
+    }
+
+    fn y_conditioned<T: Real>(
+        &self,
+        f: &mut Fwd<T>,
+        x: Var,
+        z1: Var,
+        idx: &Arc<Indices>,
+        noise: &mut NoiseStreams,
+    ) -> YTerms {
+        let h = self.q_z2.forward(f, &[x, z1], Some(idx));
+        let (mu2, lv2) = self.q_z2_head.forward(f, h);
+        let z2 = f.g.reparameterize(mu2, lv2, idx.len(), noise.take());
+        let h = self.p_y.forward(f, &[z2], None);
+        let py_logits = self.p_y_head.forward(f, h);
+        let log_py_all = f.g.log_softmax(py_logits);
+        let log_py = f.g.pick(log_py_all, idx);
+        let h = self.p_z1.forward(f, &[z2], Some(idx));
+        let (mu_p1, lv_p1) = self.p_z1_head.forward(f, h);
+        let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
+        let h = self.p_x.forward(f, &[z1], Some(idx));
+        let x_logits = self.p_x_head.forward(f, h);
+        let log_px = f.g.bernoulli_loglik(x_logits, x);
+        let log_pz2 = f.g.std_normal_logpdf(z2);
+        let log_qz2 = f.g.diag_gaussian_logpdf(z2, mu2, lv2);
+        YTerms { mu2, lv2, log_py_all, log_py, log_pz1, log_px, log_pz2, log_qz2 }
+    }
+}
+
 impl<T: Real> Cagem<T> {
     /// A freshly initialised model on `device`.
     pub fn new(cfg: ModelConfig, seed: u64, device: &Device) -> Self {
@@ -154,32 +214,13 @@ impl<T: Real> Cagem<T> {
         let b = f.g.shape(x).0;
         let idx_k = cluster_rows(f.g.device(), k, b);
 
-        // q(z1|x), q(y|z1,x)
-        let h = n.q_z1.forward(f, &[x], None);
-        let (mu1, lv1) = n.q_z1_head.forward(f, h);
-        let z1 = f.g.reparameterize(mu1, lv1, b, noise.take());
-        let h = n.q_y.forward(f, &[x, z1], None);
-        let qy_logits = n.q_y_head.forward(f, h);
-        let log_qy = f.g.log_softmax(qy_logits);
-        let qy = f.g.softmax(qy_logits);
-        // q(z2|x,y,z1) for every y: K·B rows.
-        let h = n.q_z2.forward(f, &[x, z1], Some(&idx_k));
-        let (mu2, lv2) = n.q_z2_head.forward(f, h);
-        let z2 = f.g.reparameterize(mu2, lv2, k * b, noise.take());
-        // p(y|z2), p(z1|y,z2), p(x|y,z1) on the K·B rows.
-        let h = n.p_y.forward(f, &[z2], None);
-        let py_logits = n.p_y_head.forward(f, h);
-        let log_py_all = f.g.log_softmax(py_logits);
-        let log_py = f.g.pick(log_py_all, &idx_k);
-        let h = n.p_z1.forward(f, &[z2], Some(&idx_k));
-        let (mu_p1, lv_p1) = n.p_z1_head.forward(f, h);
-        let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
-        let h = n.p_x.forward(f, &[z1], Some(&idx_k));
-        let x_logits = n.p_x_head.forward(f, h);
-        let log_px = f.g.bernoulli_loglik(x_logits, x);
-        let log_pz2 = f.g.std_normal_logpdf(z2);
-        let log_qz2 = f.g.diag_gaussian_logpdf(z2, mu2, lv2);
-        let log_qz1 = f.g.diag_gaussian_logpdf(z1, mu1, lv1);
+        let e = n.encode(f, x, b, noise);
+        let log_qy = f.g.log_softmax(e.qy_logits);
+        let qy = f.g.softmax(e.qy_logits);
+        // q(z2|x,y,z1), p(y|z2), p(z1|y,z2), p(x|y,z1) for every y: K·B rows.
+        let YTerms { mu2, lv2, log_py, log_pz1, log_px, log_pz2, log_qz2, .. } =
+            n.y_conditioned(f, x, e.z1, &idx_k, noise);
+        let log_qz1 = f.g.diag_gaussian_logpdf(e.z1, e.mu1, e.lv1);
 
         // Sum over y with weights q(y|z1,x), in the K × B layout.
         let g = &mut *f.g;
@@ -197,7 +238,7 @@ impl<T: Real> Cagem<T> {
         let per_y = g.fold_rows(weighted, 1);
         let log_qz1 = g.reshape(log_qz1, 1, b);
         let neg_kl = g.sub(per_y, log_qz1);
-        ElboTerms { recon, neg_kl, qy, mu1, mu2, logvar2: lv2 }
+        ElboTerms { recon, neg_kl, qy, mu1: e.mu1, mu2, logvar2: lv2 }
     }
 
     /// The labelled cross-entropies of appendix B, per example (1 × B each):
@@ -278,40 +319,23 @@ impl<T: Real> Cagem<T> {
         let nimg = f.g.shape(x).0;
         let sn = samples * nimg;
 
-        let h = n.q_z1.forward(f, &[x], None);
-        let (mu1, lv1) = n.q_z1_head.forward(f, h);
         // Row s·N + n: sample s of image n (μ, λ and x repeat with period N).
-        let z1 = f.g.reparameterize(mu1, lv1, sn, noise.take());
-        let log_qz1 = f.g.diag_gaussian_logpdf(z1, mu1, lv1);
-        let h = n.q_y.forward(f, &[x, z1], None);
-        let qy_logits = n.q_y_head.forward(f, h);
-        let log_qy = f.g.log_softmax(qy_logits);
+        let e = n.encode(f, x, sn, noise);
+        let log_qz1 = f.g.diag_gaussian_logpdf(e.z1, e.mu1, e.lv1);
+        let log_qy = f.g.log_softmax(e.qy_logits);
         // The rows of the y-conditioned networks and the cluster of each: every y for every
         // sample (K·S·N rows), or the sampled y (S·N rows).
-        let (rows, idx, log_qy_term) = match estimator {
-            IwEstimator::SumY => (k * sn, cluster_rows(f.g.device(), k, sn), None),
+        let (idx, log_qy_term) = match estimator {
+            IwEstimator::SumY => (cluster_rows(f.g.device(), k, sn), None),
             IwEstimator::SampleY => {
                 let y = sample_categorical(&f.g.value(log_qy).to_f64_vec(), k, noise.take());
                 let idx = Arc::new(Indices::new(f.g.device(), &y));
                 let picked = f.g.pick(log_qy, &idx);
-                (sn, idx, Some(picked))
+                (idx, Some(picked))
             }
         };
-        let h = n.q_z2.forward(f, &[x, z1], Some(&idx));
-        let (mu2, lv2) = n.q_z2_head.forward(f, h);
-        let z2 = f.g.reparameterize(mu2, lv2, rows, noise.take());
-        let h = n.p_y.forward(f, &[z2], None);
-        let py_logits = n.p_y_head.forward(f, h);
-        let log_py_all = f.g.log_softmax(py_logits);
-        let log_py = f.g.pick(log_py_all, &idx);
-        let h = n.p_z1.forward(f, &[z2], Some(&idx));
-        let (mu_p1, lv_p1) = n.p_z1_head.forward(f, h);
-        let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
-        let h = n.p_x.forward(f, &[z1], Some(&idx));
-        let x_logits = n.p_x_head.forward(f, h);
-        let log_px = f.g.bernoulli_loglik(x_logits, x);
-        let log_pz2 = f.g.std_normal_logpdf(z2);
-        let log_qz2 = f.g.diag_gaussian_logpdf(z2, mu2, lv2);
+        let YTerms { log_py_all, log_py, log_pz1, log_px, log_pz2, log_qz2, .. } =
+            n.y_conditioned(f, x, e.z1, &idx, noise);
 
         let g = &mut *f.g;
         let a = g.add(log_px, log_pz1);
