@@ -221,7 +221,8 @@ pub struct SampleArgs {
     /// Number of samples (laid out in a square-ish grid).
     #[arg(long, default_value_t = 100)]
     pub n: usize,
-    /// Generate this class (cluster) only: class-conditional samples.
+    /// Generate this class (cluster) only: class-conditional samples of p(x|y=C), with z2 drawn
+    /// from p(z2|y=C) by rejection sampling from the prior.
     #[arg(long, value_name = "C")]
     pub class: Option<u32>,
     /// Seed of the samples.

@@ -12,8 +12,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.labelled_batch == 1 {
         return Err(Error::config("--labelled-batch must be 0 or at least 2 (batch normalisation)"));
     }
-    let device = a.device.open()?;
     let cfg = ModelConfig { clusters: a.clusters, ..ModelConfig::default() };
+    cfg.validate()?;
+    let device = a.device.open()?;
     eprintln!(
         "benchmarking the paper's MNIST model (K={}) on {}: {} timed steps after {} warm-up, batch {} + {} labelled",
         cfg.clusters,

@@ -30,10 +30,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
     {
         return Err(Error::config(format!("--n-test {n} must be between 1 and {}", data.n_test())));
     }
+    if data.n_test() == 0 {
+        return Err(Error::config(format!("the {} test set has no images", meta.train.dataset)));
+    }
     let dev_data = DeviceData::<f32>::new(&device, &data);
     let estimator = if a.estimator == "sample-y" { IwEstimator::SampleY } else { IwEstimator::SumY };
-    let opts =
-        EvalOptions { k: a.k, n_test: a.n_test, chunk_rows: a.chunk.max(1), estimator, ..EvalOptions::default() };
+    let opts = EvalOptions {
+        k: a.k,
+        n_test: a.n_test,
+        chunk_rows: a.chunk.max(1),
+        estimator,
+        clusters_are_classes: meta.train.labels > 0,
+        ..EvalOptions::default()
+    };
     let pb = bar(1, false);
     pb.set_prefix(format!("eval IW-{}", a.k));
     let report = evaluate(&mut model, &dev_data, &data.test_labels, &opts, &mut |done, total| {
@@ -46,7 +55,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     println!("test images       {}", report.n_test);
     println!("IW-{:<6} bound    {:.3} nats   ({})", report.iw_k, report.log_likelihood, report.estimator);
     println!("test ELBO         {:.3} nats", report.elbo);
-    println!("error p(y|x)      {:.2} %", 100.0 * report.error_p);
+    println!("error p(y|x)      {:.2} %   ({})", 100.0 * report.error_p, report.error_mapping);
     println!("error q(y|x)      {:.2} %", 100.0 * report.error_q);
     println!("KL[q(z2|x,y)‖p]   {:.3} nats", report.kl_z2);
     println!(

@@ -56,7 +56,21 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let (mut model, _) = load_run(&a.common.run, &a.common.device)?;
     check_class(a.class, model.cfg.clusters)?;
     let mut noise = NoiseStreams { seed: a.seed, next: PICTURE_STREAM_BASE };
-    let z2 = model.prior_z2(a.n, &mut noise);
+    let z2 = match a.class {
+        None => model.prior_z2(a.n, &mut noise),
+        Some(c) => {
+            // z2 ~ p(z2|y=c), so that the pictures are samples of p(x|y=c).
+            let (z2, inexact) = model.class_z2(a.n, c, 100 * a.n * model.cfg.clusters, &mut noise);
+            if inexact > 0 {
+                eprintln!(
+                    "warning: class {c} is so unlikely under p(y|z2) that {inexact} of the {} z2 are the prior \
+                     draws most likely under it, not exact draws from p(z2|y={c})",
+                    a.n
+                );
+            }
+            z2
+        }
+    };
     let choice = a.class.map_or(ClusterChoice::Sample, ClusterChoice::Fixed);
     let g = model.generate(&z2, choice, &mut noise);
     let (h, w) = (model.cfg.height, model.cfg.width);

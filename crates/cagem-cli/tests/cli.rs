@@ -214,6 +214,9 @@ fn bad_input_gets_a_clear_error() {
     fails_with(&train_args(ds, o, &["--device", "cuda"]), &["built without CUDA support"]);
     fails_with(&["eval", "--run", ds], &["checkpoint", "not found"]);
     fails_with(&["bench", "--batch", "1"], &["--batch must be at least 2"]);
+    fails_with(&["bench", "--clusters", "0"], &["--clusters must be at least 1"]);
+    fails_with(&train_args(ds, o, &["--z1", "0"]), &["--z1 must be at least 1"]);
+    fails_with(&train_args(ds, o, &["--z2", "0"]), &["--z2 must be at least 1"]);
     fails_with(&train_args(ds, o, &["--tf32"]), &["--tf32 needs --device cuda"]);
     fails_with(
         &["train", "--dataset", "omniglot", "--clusters", "10", "--out", o, "--quiet"],

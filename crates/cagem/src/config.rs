@@ -40,6 +40,41 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Checks that every size is usable (also for configurations read back from a checkpoint).
+    pub fn validate(&self) -> crate::Result<()> {
+        let sizes = [
+            ("--z1", self.z1),
+            ("--z2", self.z2),
+            ("--clusters", self.clusters),
+            ("the image height", self.height),
+            ("the image width", self.width),
+        ];
+        for (what, v) in sizes
+            .into_iter()
+            .chain(self.q_hidden.map(|h| ("a --q-hidden width", h)))
+            .chain(self.p_hidden.map(|h| ("a --p-hidden width", h)))
+        {
+            if v == 0 {
+                return Err(crate::Error::config(format!("{what} must be at least 1")));
+            }
+        }
+        if self.x_dim != self.height * self.width {
+            return Err(crate::Error::config(format!(
+                "the model has {} pixels, but its images are {}×{}",
+                self.x_dim, self.height, self.width
+            )));
+        }
+        if !(self.bn_eps > 0.0 && self.bn_eps.is_finite() && (0.0..=1.0).contains(&self.bn_momentum)) {
+            return Err(crate::Error::config(format!(
+                "batch-norm epsilon {} must be positive and momentum {} within [0, 1]",
+                self.bn_eps, self.bn_momentum
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A training run (appendix C of the paper for the defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {

@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use cagem_autodiff::{Graph, Real};
+use cagem_kernels::gaussian::{LOGVAR_MAX, LOGVAR_MIN};
 use serde::Serialize;
 
 use crate::data::DeviceData;
@@ -33,11 +34,22 @@ pub struct EvalOptions {
     pub chunk_rows: usize,
     pub seed: u64,
     pub estimator: IwEstimator,
+    /// Whether cluster k was trained to mean class k (a run with labels). Without labels the
+    /// clusters are anonymous and each is named by its most frequent true class before counting
+    /// errors (the usual unsupervised clustering error).
+    pub clusters_are_classes: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { k: 5000, n_test: None, chunk_rows: 1000, seed: EVAL_SEED, estimator: IwEstimator::SumY }
+        EvalOptions {
+            k: 5000,
+            n_test: None,
+            chunk_rows: 1000,
+            seed: EVAL_SEED,
+            estimator: IwEstimator::SumY,
+            clusters_are_classes: true,
+        }
     }
 }
 
@@ -50,6 +62,8 @@ pub struct EvalReport {
     pub elbo: f64,
     pub error_p: f64,
     pub error_q: f64,
+    /// How predicted clusters were turned into classes for the error rates.
+    pub error_mapping: &'static str,
     /// Mean E_{q(y|x)} KL[q(z2|x,y,z1) ‖ p(z2)] in nats.
     pub kl_z2: f64,
     pub active_units_z1: usize,
@@ -89,6 +103,26 @@ impl UnitVariance {
 
 fn argmax(v: &[f64]) -> usize {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0)
+}
+
+/// Error rate of cluster predictions. With `clusters_are_classes` cluster k means class k;
+/// otherwise each cluster is named by the class most frequent among the images assigned to it.
+fn classification_error(predicted: &[usize], truth: &[u32], clusters: usize, clusters_are_classes: bool) -> f64 {
+    if predicted.is_empty() {
+        return 0.0;
+    }
+    let names: Vec<usize> = if clusters_are_classes {
+        (0..clusters).collect()
+    } else {
+        let classes = truth.iter().map(|&t| t as usize + 1).max().unwrap_or(1);
+        let mut counts = vec![vec![0usize; classes]; clusters];
+        for (&p, &t) in predicted.iter().zip(truth) {
+            counts[p][t as usize] += 1;
+        }
+        counts.iter().map(|c| (0..classes).max_by_key(|&j| (c[j], std::cmp::Reverse(j))).unwrap_or(0)).collect()
+    };
+    let wrong = predicted.iter().zip(truth).filter(|&(&p, &t)| names[p] != t as usize).count();
+    wrong as f64 / predicted.len() as f64
 }
 
 fn log_sum_exp2(a: f64, b: f64) -> f64 {
@@ -134,7 +168,13 @@ pub fn evaluate<T: Real>(
             for k in 0..k_clusters {
                 let q = qy[i * k_clusters + k];
                 let r = (k * b + i) * dz2;
-                let kl: f64 = (0..dz2).map(|d| 0.5 * (mu2[r + d].powi(2) + lv2[r + d].exp() - 1.0 - lv2[r + d])).sum();
+                // The same clamp of log σ² as every Gaussian kernel.
+                let kl: f64 = (0..dz2)
+                    .map(|d| {
+                        let lv = lv2[r + d].clamp(LOGVAR_MIN, LOGVAR_MAX);
+                        0.5 * (mu2[r + d].powi(2) + lv.exp() - 1.0 - lv)
+                    })
+                    .sum();
                 kl_sum += q * kl;
                 for d in 0..dz2 {
                     mean2[d] += q * mu2[r + d];
@@ -149,7 +189,8 @@ pub fn evaluate<T: Real>(
     // Pass 2: the IW-k bound and the classifiers.
     let k = opts.k.max(1);
     let per_group = (opts.chunk_rows / k).clamp(1, n.max(1));
-    let (mut ll_sum, mut wrong_p, mut wrong_q) = (0.0, 0usize, 0usize);
+    let mut ll_sum = 0.0;
+    let (mut predicted_p, mut predicted_q) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut start = 0;
     while start < n {
         let nimg = per_group.min(n - start);
@@ -191,9 +232,8 @@ pub fn evaluate<T: Real>(
                             }
                         }
                     }
-                    let truth = labels[start + i] as usize;
-                    wrong_q += usize::from(argmax(&pq) != truth);
-                    wrong_p += usize::from(argmax(&pp) != truth);
+                    predicted_q.push(argmax(&pq));
+                    predicted_p.push(argmax(&pp));
                 }
                 first = false;
             }
@@ -208,13 +248,36 @@ pub fn evaluate<T: Real>(
         iw_k: k,
         log_likelihood: ll_sum / nf,
         elbo: elbo_sum / nf,
-        error_p: wrong_p as f64 / nf,
-        error_q: wrong_q as f64 / nf,
+        error_p: classification_error(&predicted_p, &labels[..n], k_clusters, opts.clusters_are_classes),
+        error_q: classification_error(&predicted_q, &labels[..n], k_clusters, opts.clusters_are_classes),
+        error_mapping: if opts.clusters_are_classes {
+            "cluster k is class k"
+        } else {
+            "cluster named by its majority class"
+        },
         kl_z2: kl_sum / nf,
         active_units_z1: var1.active(),
         active_units_z2: var2.active(),
         n_test: n,
         estimator: opts.estimator.describe(),
         seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classification_error;
+
+    #[test]
+    fn errors_with_named_and_anonymous_clusters() {
+        let truth = [0u32, 0, 1, 1, 2, 2];
+        // Clusters trained as classes: cluster k must be class k.
+        assert_eq!(classification_error(&[0, 0, 1, 2, 2, 2], &truth, 3, true), 1.0 / 6.0);
+        // Anonymous clusters, permuted and one extra: each is named by its majority class.
+        let predicted = [2, 2, 0, 0, 3, 1];
+        assert_eq!(classification_error(&predicted, &truth, 4, true), 1.0);
+        assert_eq!(classification_error(&predicted, &truth, 4, false), 0.0);
+        // A cluster mixing two classes costs its minority.
+        assert_eq!(classification_error(&[1, 1, 1, 0, 0, 0], &truth, 2, false), 2.0 / 6.0);
     }
 }

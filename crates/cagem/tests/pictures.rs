@@ -73,9 +73,15 @@ fn pca_finds_the_dominant_directions() {
     let (proj, var) = pca2(&data, 3);
     assert_eq!(proj.len(), 200);
     assert!(var[0] > 0.9 && var[0] + var[1] > 0.999, "explained variance {var:?}");
-    // The first component is ±(a·√2): check it tracks a.
-    let r = proj.iter().enumerate().map(|(i, p)| p[0] * (i as f64 - 100.0)).sum::<f64>();
-    assert!(r.abs() > 0.0);
+    // The first component is ±(a·√2) up to the small b and z parts: it must correlate with a.
+    let a: Vec<f64> = (0..200).map(|i| (i as f64 - 100.0) / 10.0).collect();
+    let pc1: Vec<f64> = proj.iter().map(|p| p[0]).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ma, mp) = (mean(&a), mean(&pc1));
+    let cov: f64 = a.iter().zip(&pc1).map(|(x, y)| (x - ma) * (y - mp)).sum();
+    let norm = |v: &[f64], m: f64| v.iter().map(|x| (x - m).powi(2)).sum::<f64>().sqrt();
+    let corr = cov / (norm(&a, ma) * norm(&pc1, mp));
+    assert!(corr.abs() > 0.99, "PC 1 does not track the dominant direction: correlation {corr}");
 }
 
 #[test]
@@ -92,4 +98,27 @@ fn latent_scatter_writes_a_png_of_the_given_size() {
     let path = tmp.path().join("latent.png");
     scatter_panels(&path, &panels, &labels, &names, (800, 400)).unwrap();
     assert_eq!(decode(&path), (800, 400, png::ColorType::Rgb));
+}
+
+#[test]
+fn class_z2_draws_come_from_the_class_posterior() {
+    let mut m = small_model(4);
+    // Sharpen p(y|z2) so that the class posterior p(z2|y) differs clearly from the prior.
+    let id = m.store.find("p_y.logits.w").expect("p(y|z2) weight");
+    let w = m.store.get(id);
+    let sharp: Vec<f64> = w.to_f64_vec().iter().map(|v| 20.0 * v).collect();
+    *m.store.get_mut(id) = Tensor::from_f64(&Device::Cpu, w.rows(), w.cols(), &sharp);
+
+    let mean_p = |m: &mut Cagem<f32>, z2: &Tensor<f32>, c: usize| {
+        let lp = m.log_p_y_given_z2(z2);
+        lp.chunks_exact(10).map(|r| r[c].exp()).sum::<f64>() / z2.rows() as f64
+    };
+    let prior = m.prior_z2(2000, &mut NoiseStreams::new(4));
+    for c in [0u32, 7] {
+        let (z2, inexact) = m.class_z2(300, c, 1_000_000, &mut NoiseStreams::new(5));
+        assert_eq!((z2.rows(), inexact), (300, 0));
+        // E_{p(z2|c)} p(c|z2) = E_prior[p(c|z2)²] / p(c) exceeds p(c) = E_prior p(c|z2).
+        let (posterior, marginal) = (mean_p(&mut m, &z2, c as usize), mean_p(&mut m, &prior, c as usize));
+        assert!(posterior > marginal + 0.2, "class {c}: E p(c|z2) {posterior} under p(z2|c), {marginal} under p(z2)");
+    }
 }

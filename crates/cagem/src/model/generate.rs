@@ -1,6 +1,8 @@
 //! Generating from a trained model (batch norm with population statistics, no gradients):
 //! - from z2: y from p(y|z2) (random), fixed (class-conditional) or its most likely value;
 //!   z1 ~ p(z1|y,z2); the picture is the Bernoulli mean σ(logits) of p(x|y,z1);
+//! - z2 from its prior N(0, I), or from p(z2|y=c) ∝ p(y=c|z2) p(z2) by rejection sampling, so
+//!   that class-conditional samples come from p(x|y=c) and not from p(x|y=c, z2 ~ prior);
 //! - reconstructions through the bottom layer: z1 = mean of q(z1|x), y = argmax q(y|z1,x),
 //!   x̂ = mean of p(x|y,z1);
 //! - posterior means for latent-space plots: E[z1|x] = μ of q(z1|x) and
@@ -35,6 +37,12 @@ fn sigmoid(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
 }
 
+/// Keeps the `n` entries with the largest first value.
+fn keep_most_likely(v: &mut Vec<(f64, Vec<f64>)>, n: usize) {
+    v.sort_by(|a, b| b.0.total_cmp(&a.0));
+    v.truncate(n);
+}
+
 fn argmax_rows(v: &[f64], k: usize) -> Vec<u32> {
     v.chunks_exact(k).map(|r| (0..k).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap_or(0) as u32).collect()
 }
@@ -47,12 +55,8 @@ impl<T: Real> Cagem<T> {
         Tensor::from_f64(&self.device(), n, self.cfg.z2, &v)
     }
 
-    /// Pictures generated from the rows of `z2` (n × z2).
-    pub fn generate(&mut self, z2: &Tensor<T>, choice: ClusterChoice, noise: &mut NoiseStreams) -> Generated {
-        let (k, rows) = (self.cfg.clusters, z2.rows());
-        if let ClusterChoice::Fixed(c) = choice {
-            assert!((c as usize) < k, "class {c} out of range for {k} clusters");
-        }
+    /// log p(y|z2) for the rows of `z2` (n × K, row-major).
+    pub fn log_p_y_given_z2(&mut self, z2: &Tensor<T>) -> Vec<f64> {
         let dev = self.device();
         let mut g = Graph::<T>::new(&dev);
         g.set_grad_enabled(false);
@@ -62,7 +66,59 @@ impl<T: Real> Cagem<T> {
         let h = n.p_y.forward(f, &[z2v], None);
         let logits = n.p_y_head.forward(f, h);
         let log_py = f.g.log_softmax(logits);
-        let lp = f.g.value(log_py).to_f64_vec();
+        f.g.value(log_py).to_f64_vec()
+    }
+
+    /// `n` draws of z2 ~ p(z2|y=c): prior draws accepted with probability p(y=c|z2), exact since
+    /// p(z2|y=c) = p(y=c|z2) p(z2) / p(y=c) ≤ p(z2) / p(y=c); about K·n prior draws when the
+    /// clusters are balanced. After `max_draws` prior draws the missing rows are filled with the
+    /// draws most likely under c; the second value counts them (0 when the sample is exact).
+    pub fn class_z2(&mut self, n: usize, class: u32, max_draws: usize, noise: &mut NoiseStreams) -> (Tensor<T>, usize) {
+        let (k, dz2) = (self.cfg.clusters, self.cfg.z2);
+        assert!((class as usize) < k, "class {class} out of range for {k} clusters");
+        let round = (4 * n * k).clamp(256, 50_000);
+        let (mut accepted, mut fallback): (Vec<f64>, Vec<(f64, Vec<f64>)>) = (Vec::new(), Vec::new());
+        let mut drawn = 0;
+        while accepted.len() < n * dz2 && drawn < max_draws {
+            let z2 = self.prior_z2(round, noise);
+            let lp = self.log_p_y_given_z2(&z2);
+            let u = noise.take();
+            let z = z2.to_f64_vec();
+            for r in 0..round {
+                let p = lp[r * k + class as usize].exp();
+                let row = &z[r * dz2..(r + 1) * dz2];
+                if accepted.len() < n * dz2 && cagem_kernels::rng::uniform_at(u, r as u64) < p {
+                    accepted.extend_from_slice(row);
+                } else {
+                    fallback.push((p, row.to_vec()));
+                    if fallback.len() >= 2 * n {
+                        keep_most_likely(&mut fallback, n);
+                    }
+                }
+            }
+            drawn += round;
+        }
+        let missing = n - accepted.len() / dz2;
+        keep_most_likely(&mut fallback, missing);
+        for (_, row) in fallback {
+            accepted.extend(row);
+        }
+        (Tensor::from_f64(&self.device(), n, dz2, &accepted), missing)
+    }
+
+    /// Pictures generated from the rows of `z2` (n × z2).
+    pub fn generate(&mut self, z2: &Tensor<T>, choice: ClusterChoice, noise: &mut NoiseStreams) -> Generated {
+        let (k, rows) = (self.cfg.clusters, z2.rows());
+        if let ClusterChoice::Fixed(c) = choice {
+            assert!((c as usize) < k, "class {c} out of range for {k} clusters");
+        }
+        let dev = self.device();
+        let mut g = Graph::<T>::new(&dev);
+        g.set_grad_enabled(false);
+        let lp = self.log_p_y_given_z2(z2);
+        let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
+        let f = &mut fwd;
+        let z2v = f.g.constant(z2.clone());
         // Taken whatever the choice, so that z1's noise does not depend on it.
         let y_stream = noise.take();
         let y = match choice {

@@ -117,11 +117,13 @@ fn parse_meta(path: &Path, st_meta: &Option<HashMap<String, String>>) -> Result<
     }
     let field = |k: &str| meta.get(k).ok_or_else(|| Error::checkpoint(path, format!("metadata lacks '{k}'")));
     let bad = |k: &str, e: serde_json::Error| Error::checkpoint(path, format!("metadata '{k}' is malformed: {e}"));
-    Ok(CheckpointMeta {
+    let meta = CheckpointMeta {
         model: serde_json::from_str(field("model")?).map_err(|e| bad("model", e))?,
         train: serde_json::from_str(field("train")?).map_err(|e| bad("train", e))?,
         state: serde_json::from_str(field("state")?).map_err(|e| bad("state", e))?,
-    })
+    };
+    meta.model.validate().map_err(|e| Error::checkpoint(path, format!("metadata 'model' is unusable: {e}")))?;
+    Ok(meta)
 }
 
 /// Reads only the configurations and state of a run's checkpoint.

@@ -144,9 +144,7 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
             data.dim()
         )));
     }
-    if model.clusters == 0 {
-        return Err(Error::config("--clusters must be at least 1"));
-    }
+    model.validate()?;
     if cfg.labels > 0 && model.clusters < data.n_classes {
         return Err(Error::config(format!(
             "--clusters {} is fewer than the {} classes of {}: with labels, every class needs a cluster",
