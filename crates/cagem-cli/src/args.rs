@@ -143,7 +143,8 @@ pub struct EvalArgs {
     /// Importance samples per test image.
     #[arg(long, default_value_t = 5000, value_name = "K")]
     pub k: usize,
-    /// Evaluate the first N test images only.
+    /// Evaluate the first N test images only (OMNIGLOT's test set is ordered by alphabet, so
+    /// there the first N cover only the first few alphabets).
     #[arg(long, value_name = "N")]
     pub n_test: Option<usize>,
     /// Print the results as one JSON object on the last line of stdout.
