@@ -120,8 +120,9 @@ pub fn std_normal_logdensity_backward<T: Real>(cols: usize, g: &Buffer<T>, z: &B
 pub mod cpu {
     use super::{DiagGrads, LN_2PI, clamp_logvar, logvar_in_range};
     use crate::buffer::GradOut;
-    use crate::par::{for_elems, for_row_chunks, for_row_chunks_weighted};
+    use crate::par::{for_elems, for_row_chunks, for_row_chunks_weighted, rows_per_task};
     use crate::real::Real;
+    use rayon::prelude::*;
 
     pub fn diag_logdensity<T: Real>(cols: usize, z: &[T], mu: &[T], lv: &[T], out: &mut [T]) {
         let (pz, pm, pl) = (z.len() / cols, mu.len() / cols, lv.len() / cols);
@@ -168,6 +169,13 @@ pub mod cpu {
 
     pub fn diag_logdensity_backward<T: Real>(cols: usize, g: &[T], z: &[T], mu: &[T], lv: &[T], grads: DiagGrads<[T]>) {
         let rows = g.len();
+        // Gradients with one row per input row are written in one fused pass (one exp per
+        // element for all three); those of a broadcast argument sum over the rows sharing it.
+        let split = |o| split_full(o, rows * cols);
+        let DiagGrads { dz, dmu, dlogvar } = grads;
+        let ((dz_rows, dz_fold), (dmu_rows, dmu_fold), (dlv_rows, dlv_fold)) = (split(dz), split(dmu), split(dlogvar));
+        per_row_gradients(cols, g, z, mu, lv, [dz_rows, dmu_rows, dlv_rows]);
+
         let (pz, pm, pl) = (z.len() / cols, mu.len() / cols, lv.len() / cols);
         // (z − μ)·e^{−λ} and (z − μ)²·e^{−λ} at (r, c).
         let terms = |r: usize, c: usize| {
@@ -176,19 +184,82 @@ pub mod cpu {
             let iv = (-clamp_logvar(l)).vexp();
             (d * iv, d * d * iv, logvar_in_range(l))
         };
-        if let Some(dz) = grads.dz {
+        if let Some(dz) = dz_fold {
             fold_into(rows, cols, dz, |r, c| -g[r] * terms(r, c).0);
         }
-        if let Some(dmu) = grads.dmu {
+        if let Some(dmu) = dmu_fold {
             fold_into(rows, cols, dmu, |r, c| g[r] * terms(r, c).0);
         }
-        if let Some(dlv) = grads.dlogvar {
+        if let Some(dlv) = dlv_fold {
             let half = T::c(0.5);
             fold_into(rows, cols, dlv, |r, c| {
                 let (_, q, inside) = terms(r, c);
                 if inside { -half * g[r] * (T::one() - q) } else { T::zero() }
             });
         }
+    }
+
+    /// A gradient output sorted as (written per row, folded over broadcast rows).
+    type GradPair<'a, T> = (Option<GradOut<'a, [T]>>, Option<GradOut<'a, [T]>>);
+
+    /// (o, None) if `o` has `len` elements, else (None, o).
+    fn split_full<T>(o: Option<GradOut<'_, [T]>>, len: usize) -> GradPair<'_, T> {
+        match o {
+            Some(o) if o.buf.len() == len => (Some(o), None),
+            o => (None, o),
+        }
+    }
+
+    /// The gradients wrt z, μ and log σ² (those given, each `rows × cols`) in one pass over the
+    /// rows: dz = −g·a, dμ = g·a, dλ = −½·g·(1 − (z − μ)·a) inside the clamp, a = (z − μ)·e^{−λ}.
+    fn per_row_gradients<T: Real>(
+        cols: usize,
+        g: &[T],
+        z: &[T],
+        mu: &[T],
+        lv: &[T],
+        outs: [Option<GradOut<'_, [T]>>; 3],
+    ) {
+        if outs.iter().all(Option::is_none) {
+            return;
+        }
+        let rows = g.len();
+        let (pz, pm, pl) = (z.len() / cols, mu.len() / cols, lv.len() / cols);
+        let accumulate = outs.each_ref().map(|o| o.as_ref().is_some_and(|o| o.accumulate));
+        // One task per chunk of rows, holding its part of every output.
+        let per = rows_per_task(rows, 3 * cols);
+        let mut tasks: Vec<(usize, [Option<&mut [T]>; 3])> =
+            (0..rows.div_ceil(per)).map(|i| (i * per, [None, None, None])).collect();
+        for (k, o) in outs.into_iter().enumerate() {
+            if let Some(o) = o {
+                for (task, chunk) in tasks.iter_mut().zip(o.buf.chunks_mut(per * cols)) {
+                    task.1[k] = Some(chunk);
+                }
+            }
+        }
+        let store = |out: &mut Option<&mut [T]>, i: usize, acc: bool, v: T| {
+            if let Some(o) = out {
+                o[i] = if acc { o[i] + v } else { v };
+            }
+        };
+        let half = T::c(0.5);
+        tasks.into_par_iter().for_each(|(r0, mut outs)| {
+            for r in r0..(r0 + per).min(rows) {
+                let zr = &z[(r % pz) * cols..(r % pz + 1) * cols];
+                let mr = &mu[(r % pm) * cols..(r % pm + 1) * cols];
+                let lr = &lv[(r % pl) * cols..(r % pl + 1) * cols];
+                let gr = g[r];
+                let base = (r - r0) * cols;
+                for c in 0..cols {
+                    let d = zr[c] - mr[c];
+                    let a = d * (-clamp_logvar(lr[c])).vexp();
+                    store(&mut outs[0], base + c, accumulate[0], -gr * a);
+                    store(&mut outs[1], base + c, accumulate[1], gr * a);
+                    let dl = if logvar_in_range(lr[c]) { -half * gr * (T::one() - d * a) } else { T::zero() };
+                    store(&mut outs[2], base + c, accumulate[2], dl);
+                }
+            }
+        });
     }
 
     pub fn std_normal_logdensity<T: Real>(cols: usize, z: &[T], out: &mut [T]) {
