@@ -243,7 +243,7 @@ pub mod cpu {
             }
         };
         let half = T::c(0.5);
-        tasks.into_par_iter().for_each(|(r0, mut outs)| {
+        let run = |(r0, mut outs): (usize, [Option<&mut [T]>; 3])| {
             for r in r0..(r0 + per).min(rows) {
                 let zr = &z[(r % pz) * cols..(r % pz + 1) * cols];
                 let mr = &mu[(r % pm) * cols..(r % pm + 1) * cols];
@@ -259,7 +259,13 @@ pub mod cpu {
                     store(&mut outs[2], base + c, accumulate[2], dl);
                 }
             }
-        });
+        };
+        // Like the helpers of `par`: a single task runs inline on the calling thread.
+        if tasks.len() == 1 {
+            tasks.into_iter().for_each(run);
+        } else {
+            tasks.into_par_iter().for_each(run);
+        }
     }
 
     pub fn std_normal_logdensity<T: Real>(cols: usize, z: &[T], out: &mut [T]) {

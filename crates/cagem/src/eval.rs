@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use cagem_autodiff::{Graph, Real};
-use cagem_kernels::gaussian::{LOGVAR_MAX, LOGVAR_MIN};
+use cagem_kernels::gaussian::clamp_logvar;
 use serde::Serialize;
 
 use crate::data::DeviceData;
@@ -171,7 +171,7 @@ pub fn evaluate<T: Real>(
                 // The same clamp of log σ² as every Gaussian kernel.
                 let kl: f64 = (0..dz2)
                     .map(|d| {
-                        let lv = lv2[r + d].clamp(LOGVAR_MIN, LOGVAR_MAX);
+                        let lv = clamp_logvar(lv2[r + d]);
                         0.5 * (mu2[r + d].powi(2) + lv.exp() - 1.0 - lv)
                     })
                     .sum();

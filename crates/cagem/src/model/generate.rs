@@ -85,9 +85,12 @@ impl<T: Real> Cagem<T> {
             let u = noise.take();
             let z = z2.to_f64_vec();
             for r in 0..round {
+                if accepted.len() == n * dz2 {
+                    break;
+                }
                 let p = lp[r * k + class as usize].exp();
                 let row = &z[r * dz2..(r + 1) * dz2];
-                if accepted.len() < n * dz2 && cagem_kernels::rng::uniform_at(u, r as u64) < p {
+                if cagem_kernels::rng::uniform_at(u, r as u64) < p {
                     accepted.extend_from_slice(row);
                 } else {
                     fallback.push((p, row.to_vec()));
