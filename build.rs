@@ -28,6 +28,15 @@ fn main() {
         )
     });
     let arch = std::env::var("CAGEM_CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
+    // A virtual architecture keeps the binary PTX-only (JIT-compiled by the driver), and is what
+    // CudaDevice::open checks the GPU's compute capability against.
+    let valid = arch.strip_prefix("compute_").is_some_and(|d| {
+        let d = d.strip_suffix(['a', 'f']).unwrap_or(d);
+        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !valid {
+        fail(&format!("CAGEM_CUDA_ARCH={arch:?}: expected a virtual architecture such as compute_80 or compute_90a"));
+    }
     let kernels = root.join("kernels");
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&kernels)
         .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", kernels.display())))
@@ -35,8 +44,10 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|x| x == "cu"))
         .collect();
     sources.sort();
-    let mut listing =
-        String::from("/// (module name, PTX) of every kernels/*.cu.\npub const MODULES: &[(&str, &str)] = &[\n");
+    let mut listing = format!(
+        "/// The -arch the PTX was compiled for.\npub const PTX_ARCH: &str = {arch:?};\n\
+         /// (module name, PTX) of every kernels/*.cu.\npub const MODULES: &[(&str, &str)] = &[\n"
+    );
     for src in &sources {
         let stem = src.file_stem().expect("file stem").to_string_lossy().into_owned();
         let ptx = out.join(format!("{stem}.ptx"));

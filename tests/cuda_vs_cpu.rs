@@ -498,3 +498,48 @@ fn buffers_round_trip_and_slice() {
     gpu.synchronize();
     assert_eq!(b.to_vec(), vec![2.0; 17]);
 }
+
+#[test]
+fn zero_length_buffers_allocate_and_copy() {
+    let Some(gpu) = gpu_or_skip("zero_length_buffers_allocate_and_copy") else { return };
+    // Each of these asks for a one-element allocation behind a zero logical length.
+    let mut empties: Vec<Buffer<f32>> = (0..64).map(|_| Buffer::uninit(&gpu, 0)).collect();
+    for e in &mut empties {
+        e.fill(1.0);
+        e.copy_from_host(&[]);
+        assert_eq!(e.len(), 0);
+        assert!(e.duplicate().to_vec().is_empty());
+    }
+    let v: Vec<f32> = (0..9).map(|i| i as f32).collect();
+    let b = Buffer::from_slice(&gpu, &v);
+    assert!(b.copy_range(9, 0).to_vec().is_empty());
+    let parts: Vec<&Buffer<f32>> = vec![&empties[0], &b, &empties[1]];
+    assert_eq!(Buffer::concat(&gpu, &parts).to_vec(), v);
+    assert!(Buffer::concat(&gpu, &[&empties[2]]).to_vec().is_empty());
+    drop(empties);
+    gpu.synchronize();
+    assert_eq!(b.to_vec(), v);
+}
+
+#[test]
+fn concat_gathers_scalars_like_the_cpu() {
+    let Some(gpu) = gpu_or_skip("concat_gathers_scalars_like_the_cpu") else { return };
+    let vals = [1.5f64, -2.25, f64::INFINITY, 1e-300, 7.0];
+    let g: Vec<Buffer<f64>> = vals.iter().map(|&x| Buffer::from_slice(&gpu, &[x])).collect();
+    let c: Vec<Buffer<f64>> = vals.iter().map(|&x| Buffer::from_slice(&Device::Cpu, &[x])).collect();
+    let on_gpu = Buffer::concat(&gpu, &g.iter().collect::<Vec<_>>()).to_vec();
+    let on_cpu = Buffer::concat(&Device::Cpu, &c.iter().collect::<Vec<_>>()).to_vec();
+    assert_eq!(on_gpu, vals);
+    assert_eq!(on_cpu, vals);
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn the_gpu_can_run_the_embedded_ptx() {
+    let Some(gpu) = gpu_or_skip("the_gpu_can_run_the_embedded_ptx") else { return };
+    let Device::Cuda(d) = &gpu else { panic!("gpu_or_skip returned {gpu:?}") };
+    let (major, minor) = d.compute_capability().expect("compute capability");
+    eprintln!("{}: compute capability {major}.{minor}, PTX built for {}", d.name(), cagem_kernels::cuda::PTX_ARCH);
+    // Device::open checked this already; a GPU that opened must pass it.
+    cagem_kernels::cuda::check_capability(major, minor, cagem_kernels::cuda::PTX_ARCH).expect("capability");
+}

@@ -15,8 +15,8 @@ pub struct CudaBuffer<T> {
     dev: Arc<CudaDevice>,
 }
 
-fn check<R, E: std::fmt::Debug>(r: Result<R, E>, what: &str) -> R {
-    r.unwrap_or_else(|e| panic!("CUDA {what} failed: {e:?}"))
+fn check<R>(r: Result<R, cudarc::driver::DriverError>, what: &str) -> R {
+    r.unwrap_or_else(|e| panic!("{}", super::error::async_failure(what, e.0, &super::error::describe(e.0))))
 }
 
 impl<T: Real> CudaBuffer<T> {
@@ -58,6 +58,15 @@ impl<T: Real> CudaBuffer<T> {
             check(self.dev.stream().memcpy_dtod(&self.slice.slice(start..start + len), &mut out.slice), "copy");
         }
         out
+    }
+
+    /// Copies all of this buffer into `dst` from element `at` on (queued on the stream).
+    pub fn copy_into(&self, dst: &mut CudaBuffer<T>, at: usize) {
+        assert!(at + self.len <= dst.len, "copy_into: {} elements at {at} of a buffer of {}", self.len, dst.len);
+        if !self.is_empty() {
+            let mut view = dst.slice.slice_mut(at..at + self.len);
+            check(self.dev.stream().memcpy_dtod(&self.slice.slice(..self.len), &mut view), "copy");
+        }
     }
 
     /// Copies all of `src` (same length) into this buffer.

@@ -15,6 +15,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStrea
 use cudarc::nvrtc::Ptx;
 
 use super::buffer::{CudaBuffer, CudaIndices};
+use super::error::{self, describe};
 use crate::device::DeviceError;
 use crate::real::Real;
 
@@ -34,13 +35,13 @@ pub struct CudaDevice {
 unsafe impl Send for CudaDevice {}
 unsafe impl Sync for CudaDevice {}
 
-fn driver_err(what: &str, e: impl std::fmt::Debug) -> DeviceError {
-    DeviceError::Cuda(format!("{what}: {e:?}"))
+fn driver_err(what: &str, e: cudarc::driver::DriverError) -> DeviceError {
+    DeviceError::Cuda(format!("{what}: {}", describe(e.0)))
 }
 
 impl CudaDevice {
     /// Opens GPU `ordinal`. Every failure is an error, never a panic: no driver library, no
-    /// cuBLAS, no GPU, or a driver too old for the embedded PTX.
+    /// cuBLAS, no GPU, a GPU older than the PTX target, or a driver too old for the PTX.
     pub fn open(ordinal: usize) -> Result<Arc<Self>, DeviceError> {
         // cudarc panics when it first touches a missing library, so check both first.
         if !unsafe { sys::is_culib_present() } {
@@ -84,17 +85,20 @@ impl CudaDevice {
             .map_err(|e| driver_err("cannot configure the memory pool", e))?;
             pool
         };
+        // Checked before loading: PTX for a newer GPU fails to load with a less telling error.
+        let (major, minor) =
+            ctx.compute_capability().map_err(|e| driver_err("cannot read the GPU's compute capability", e))?;
+        error::check_capability(major, minor, error::PTX_ARCH)
+            .map_err(|e| DeviceError::Cuda(format!("cuda:{ordinal} ({name}): {e}")))?;
         let mut modules = Vec::new();
         for &(module, src) in super::ptx::MODULES {
-            let m = ctx.load_module(Ptx::from_src(src)).map_err(|e| {
-                driver_err(
-                    &format!("cannot load the PTX of kernels/{module}.cu (is the driver older than CUDA 13.0?)"),
-                    e,
-                )
-            })?;
+            let m = ctx
+                .load_module(Ptx::from_src(src))
+                .map_err(|e| DeviceError::Cuda(error::module_load_failure(module, e.0, &describe(e.0))))?;
             modules.push((module, m));
         }
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_err("cannot create a cuBLAS handle", e))?;
+        let blas = CudaBlas::new(stream.clone())
+            .map_err(|e| DeviceError::Cuda(format!("cannot create a cuBLAS handle: {e:?}")))?;
         Ok(Arc::new(CudaDevice {
             ordinal,
             name,
@@ -126,7 +130,9 @@ impl CudaDevice {
 
     /// Waits for all queued work; panics with the driver's message if any of it failed.
     pub fn synchronize(&self) {
-        self.stream.synchronize().unwrap_or_else(|e| panic!("CUDA error on {}: {e:?}", self.name()));
+        self.stream.synchronize().unwrap_or_else(|e| {
+            panic!("{}", error::async_failure(&format!("work on {}", self.name()), e.0, &describe(e.0)))
+        });
     }
 
     /// The kernel `name` from the embedded PTX (looked up once, then cached).
@@ -144,9 +150,14 @@ impl CudaDevice {
         f
     }
 
+    /// At least one element: what the stream-ordered allocator does with 0 bytes is undocumented.
+    /// Callers keep the logical length.
     fn alloc_slice<T: DeviceRepr>(&self, len: usize) -> CudaSlice<T> {
-        let r = if len == 0 { self.stream.null::<T>() } else { unsafe { self.stream.alloc::<T>(len) } };
-        r.unwrap_or_else(|e| panic!("out of GPU memory on {}: cannot allocate {len} elements ({e:?})", self.name()))
+        let n = len.max(1);
+        unsafe { self.stream.alloc::<T>(n) }.unwrap_or_else(|e| {
+            let bytes = n * std::mem::size_of::<T>();
+            panic!("{}", error::alloc_failure(&self.name(), bytes, e.0, &describe(e.0)))
+        })
     }
 
     /// `len` elements with unspecified contents (stream-ordered, from the pool).
@@ -163,14 +174,21 @@ impl CudaDevice {
     pub fn upload_indices(self: &Arc<Self>, idx: &[u32]) -> CudaIndices {
         let mut s = self.alloc_slice::<u32>(idx.len());
         if !idx.is_empty() {
-            self.stream.memcpy_htod(idx, &mut s).unwrap_or_else(|e| panic!("CUDA upload failed: {e:?}"));
+            self.stream
+                .memcpy_htod(idx, &mut s)
+                .unwrap_or_else(|e| panic!("{}", error::async_failure("upload", e.0, &describe(e.0))));
         }
         CudaIndices::new(s, idx.len(), idx.iter().copied().max(), self.clone())
     }
 
-    /// A scratch buffer of f64 (reduction partials).
+    /// A scratch buffer of at least one f64 (reduction partials).
     pub(crate) fn scratch_f64(self: &Arc<Self>, len: usize) -> CudaBuffer<f64> {
         self.alloc::<f64>(len.max(1))
+    }
+
+    /// The compute capability (major, minor).
+    pub fn compute_capability(&self) -> Result<(i32, i32), DeviceError> {
+        self.ctx.compute_capability().map_err(|e| driver_err("cannot read the compute capability", e))
     }
 
     /// Lets cuBLAS use TF32 tensor cores for f32 products (faster, ~1e-3 relative error).

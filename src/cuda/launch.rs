@@ -33,7 +33,7 @@ pub fn column_blocks(cols: u32, ys: u32) -> LaunchConfig {
 }
 
 /// Launches kernel `$name` on `$dev`'s stream with the given arguments, panicking with the
-/// driver's message if the launch fails.
+/// driver's message if the launch fails (which may be an earlier kernel's fault: see error.rs).
 macro_rules! launch {
     ($dev:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
         use cudarc::driver::PushKernelArg;
@@ -42,7 +42,9 @@ macro_rules! launch {
         let f = $dev.function(&name);
         let mut b = $dev.stream().launch_builder(&f);
         $( b.arg($arg); )*
-        unsafe { b.launch(cfg) }.unwrap_or_else(|e| panic!("CUDA launch of {name} failed: {e:?}"));
+        unsafe { b.launch(cfg) }.unwrap_or_else(|e| {
+            panic!("{}", $crate::cuda::error::launch_failure(&name, e.0, &$crate::cuda::error::describe(e.0)))
+        });
     }};
 }
 pub(crate) use launch;

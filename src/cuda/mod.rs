@@ -5,10 +5,12 @@
 pub mod blas;
 mod buffer;
 mod device;
+pub(crate) mod error;
 pub(crate) mod launch;
 
 pub use buffer::{CudaBuffer, CudaIndices};
 pub use device::CudaDevice;
+pub use error::{PTX_ARCH, check_capability};
 
 /// The PTX of every `kernels/*.cu`, compiled by build.rs: (module name, PTX text).
 pub mod ptx {
