@@ -215,6 +215,27 @@ impl<T: Real> Buffer<T> {
         }
     }
 
+    /// The contents of `parts` one after another, on `device`. On a GPU these are device-side
+    /// copies, so that several small results come back later in one transfer instead of one
+    /// blocking transfer each.
+    pub fn concat(device: &Device, parts: &[&Buffer<T>]) -> Self {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mut out = Self::uninit(device, len);
+        let mut at = 0;
+        for p in parts {
+            assert!(&p.device() == device, "concat: a buffer on {} into one on {}", p.device().name(), device.name());
+            match (&mut out, p) {
+                (Buffer::Host(o), Buffer::Host(b)) => o[at..at + b.len()].copy_from_slice(b),
+                #[cfg(feature = "cuda")]
+                (Buffer::Cuda(o), Buffer::Cuda(b)) => b.copy_into(o, at),
+                #[cfg(feature = "cuda")]
+                _ => unreachable!("devices checked above"),
+            }
+            at += p.len();
+        }
+        out
+    }
+
     pub fn fill(&mut self, value: T) {
         crate::elementwise::fill(self, value);
     }
@@ -345,5 +366,22 @@ impl Indices {
             #[cfg(feature = "cuda")]
             Indices::Cuda(v) => v.download(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_keeps_every_bit_and_skips_empty_parts() {
+        let cpu = Device::Cpu;
+        let a = Buffer::from_slice(&cpu, &[1.0f64, -0.0]);
+        let e = Buffer::<f64>::uninit(&cpu, 0);
+        let b = Buffer::from_slice(&cpu, &[f64::NAN, f64::MIN_POSITIVE / 3.0]);
+        let c = Buffer::concat(&cpu, &[&e, &a, &e, &b]).to_vec();
+        let want = [1.0f64, -0.0, f64::NAN, f64::MIN_POSITIVE / 3.0];
+        assert_eq!(c.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.map(f64::to_bits).to_vec());
+        assert!(Buffer::concat(&cpu, &[&e]).is_empty());
     }
 }

@@ -72,3 +72,43 @@ fn training_step_on_cuda_matches_the_cpu() {
     compare::<f64>(&gpu, 1e-10, 1e-8);
     compare::<f32>(&gpu, 1e-5, 2e-3);
 }
+
+/// `train_step` reads its scalars after the update, gathered in one transfer: on the GPU they must
+/// match the CPU's, and the parameters after the step too.
+fn compare_train_step<T: Real>(gpu: &Device, tol: f64, param_tol: f64) {
+    let cfg = ModelConfig { z1: 8, z2: 4, q_hidden: [96, 48], p_hidden: [48, 96], ..ModelConfig::default() };
+    let mut rng = HostRng::new(17, 0);
+    let bits: Vec<f64> = (0..84 * cfg.x_dim).map(|_| if rng.next_f64() < 0.13 { 1.0 } else { 0.0 }).collect();
+    let yl: Vec<u32> = (0..20).map(|i| (i % 10) as u32).collect();
+    let run = |device: &Device| {
+        let mut model = Cagem::<T>::new(cfg.clone(), 11, device);
+        let mut adam = cagem_autodiff::Adam::new();
+        let xu = Tensor::from_f64(device, 64, cfg.x_dim, &bits[..64 * cfg.x_dim]);
+        let xl = Tensor::from_f64(device, 20, cfg.x_dim, &bits[64 * cfg.x_dim..]);
+        let mut noise = NoiseStreams::new(5);
+        let s = cagem::train::train_step(&mut model, &mut adam, &xu, Some((&xl, &yl)), 0.6, 3.0, 1e-4, &mut noise)
+            .expect("step");
+        let params: Vec<f64> = model.store.iter().flat_map(|(_, e)| e.value.to_f64_vec()).collect();
+        (s, params)
+    };
+    let (c, cp) = run(&Device::Cpu);
+    let (g, gp) = run(gpu);
+    let close = |a: f64, b: f64| (a - b).abs() <= tol * a.abs().max(1.0);
+    for (what, a, b) in [("loss", c.loss, g.loss), ("elbo", c.elbo, g.elbo), ("recon", c.recon, g.recon)] {
+        assert!(close(a, b), "{}: {what} {a} on the CPU, {b} on the GPU", T::NAME);
+    }
+    assert!(close(c.neg_kl, g.neg_kl), "{}: neg_kl {} vs {}", T::NAME, c.neg_kl, g.neg_kl);
+    let (Some(chp), Some(ghp), Some(chq), Some(ghq)) = (c.hp, g.hp, c.hq, g.hq) else {
+        panic!("{}: H_p/H_q missing: {c:?} vs {g:?}", T::NAME)
+    };
+    assert!(close(chp, ghp) && close(chq, ghq), "{}: H_p, H_q {chp}, {chq} vs {ghp}, {ghq}", T::NAME);
+    let e = rel_l2(&gp, &cp);
+    assert!(e <= param_tol, "{}: parameters after the step differ by {e:.2e} (relative L2)", T::NAME);
+}
+
+#[test]
+fn train_step_scalars_on_cuda_match_the_cpu() {
+    let Some(gpu) = gpu_or_skip("train_step_scalars_on_cuda_match_the_cpu") else { return };
+    compare_train_step::<f64>(&gpu, 1e-9, 1e-9);
+    compare_train_step::<f32>(&gpu, 1e-4, 1e-4);
+}
