@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CaGeM in plain PyTorch (eager, fp32): the peer a user would otherwise run, for side-by-side
+"""CaGeM in plain PyTorch (eager fp32 by default): the peer a user would otherwise run, for side-by-side
 speed comparisons with `cagem bench` on the same machine, in the same call.
 
 It builds the model of DESIGN.md §1 exactly as cagem does (same networks, widths, heads, the
@@ -10,13 +10,19 @@ sum over y repeats every example K times. (cagem instead computes a first layer 
 and adds one weight row per cluster; the arithmetic is the same.)
 
     python3 benches/pytorch_reference.py [--device cpu|cuda] [--batch 100] [--labelled 100]
-        [--steps 20] [--warmup 3] [--threads N] [--iw-rows 1000] [--json]
+        [--steps 20] [--warmup 3] [--threads N] [--iw-rows 1000] [--autocast bf16] [--compile]
+        [--json]
+
+--autocast bf16 runs the forward passes under torch.autocast (bf16 matrix products, on the CPU
+or a GPU); --compile wraps the loss, forward and IW functions in torch.compile (its compilation
+falls in the warm-up steps, so give --warmup a few).
 
 Prints medians; with --json the last line is one JSON object with the fields of `cagem bench
 --json` that it measures (train_examples_per_s, forward_examples_per_s, iw_samples_per_s).
 """
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -168,6 +174,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--iw-rows", type=int, default=1000)
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none")
+    ap.add_argument("--compile", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.threads:
@@ -184,28 +192,51 @@ def main():
     yl = torch.randint(0, 10, (a.labelled,), device=dev)
     alpha = 1.0
 
+    def precision():
+        if a.autocast == "bf16":
+            return torch.autocast(dev.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def compiled(fn):
+        return torch.compile(fn) if a.compile else fn
+
+    @compiled
+    def loss_of_batch():
+        with precision():
+            recon, neg_kl = model.elbo(xu)
+            loss = -(recon + neg_kl).mean()
+            if a.labelled > 0:
+                hp, hq = model.classifier_terms(xl, yl)
+                loss = loss + alpha * (hp.mean() + hq.mean())
+        return loss.float()
+
     def train_step():
         model.train()
-        recon, neg_kl = model.elbo(xu)
-        loss = -(recon + neg_kl).mean()
-        if a.labelled > 0:
-            hp, hq = model.classifier_terms(xl, yl)
-            loss = loss + alpha * (hp.mean() + hq.mean())
+        loss = loss_of_batch()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    def forward():
-        model.train()
-        with torch.no_grad():
+    @compiled
+    def elbo_no_grad():
+        with torch.no_grad(), precision():
             recon, _ = model.elbo(xu)
         return recon
 
+    def forward():
+        model.train()
+        return elbo_no_grad()
+
     x_iw = torch.bernoulli(probs[:10])
+
+    @compiled
+    def iw_bound():
+        with torch.no_grad(), precision():
+            return model.iw_log_sum_w(x_iw, a.iw_rows // 10)
 
     def iw():
         model.eval()
-        return model.iw_log_sum_w(x_iw, a.iw_rows // 10)
+        return iw_bound()
 
     train_ms = timed(train_step, dev, a.warmup, a.steps)
     fwd_ms = timed(forward, dev, a.warmup, a.steps)
@@ -222,8 +253,12 @@ def main():
         "forward_examples_per_s": a.batch / (fwd_ms / 1e3),
         "iw_samples_per_s": (a.iw_rows // 10) * 10 / (iw_ms / 1e3),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "mode": ("compiled" if a.compile else "eager") + (" bf16 autocast" if a.autocast == "bf16" else " f32"),
     }
-    print(f"PyTorch {torch.__version__} on {r['device']} ({r['threads']} threads), {r['parameters']} parameters")
+    print(
+        f"PyTorch {torch.__version__} on {r['device']} ({r['threads']} threads), {r['parameters']} parameters, "
+        f"{r['mode']}"
+    )
     print(f"training step  {train_ms:.1f} ms median  →  {r['train_examples_per_s']:.0f} unlabelled examples/s")
     print(f"forward ELBO   {fwd_ms:.1f} ms median  →  {r['forward_examples_per_s']:.0f} examples/s")
     print(f"IW evaluation  {r['iw_samples_per_s']:.0f} importance samples/s with y summed")

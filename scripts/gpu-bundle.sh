@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what a GPU machine runs into .carry/gpu/ (ignored by git; name it in the device tool's
 # `carry`): the release `cagem` binary, the CUDA test executables and the CUDA kernel benchmark,
-# all with --features cuda (PTX embedded), plus the PyTorch reference and scripts/gpu-check.sh.
+# all with --features cuda (PTX embedded), plus the PyTorch reference, scripts/gpu-check.sh and
+# the commit they were built from.
 # On the GPU machine, from the repository root:  scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,7 @@ cargo bench -p cagem-kernels --features cuda --bench cuda --no-run --message-for
 # Debug information makes the test executables ~80 MB each; a carry holds 64 MiB in all.
 strip "$out/cagem" "$out/cuda-bench" "$out"/tests/*
 cp benches/pytorch_reference.py scripts/gpu-check.sh "$out/"
+# What the log names as the commit measured (a carried copy has no .git to ask).
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!.carry' || echo ' + uncommitted changes')" >"$out/COMMIT"
 ls -la "$out" "$out/tests"
 du -sh "$out"
