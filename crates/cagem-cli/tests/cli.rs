@@ -145,9 +145,10 @@ fn train_eval_resume_and_bench_contract() {
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(last["estimator"].as_str().unwrap().starts_with("y sampled"));
 
+    // Every original option given again, unchanged, is accepted.
     let o = cagem(&train_args(d, r, &["--resume", "--epochs", "2"]));
     assert!(o.status.success(), "resume failed: {:?}", text(&o));
-    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
+    assert_eq!(epoch_records(&run).len(), 2);
 
     // Resuming with another configuration, or starting over an existing run, is refused.
     fails_with(
@@ -161,6 +162,87 @@ fn train_eval_resume_and_bench_contract() {
     assert!(o.status.success(), "bench failed: {err}");
     let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(b["train_examples_per_s"].as_f64().unwrap() > 0.0 && b["forward_examples_per_s"].as_f64().unwrap() > 0.0);
+}
+
+/// The per-epoch lines of a run's metrics.jsonl (events such as resumes left out).
+fn epoch_records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_none())
+        .collect()
+}
+
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_some())
+        .collect()
+}
+
+/// The README's resume example: `--resume` takes the run's configuration, so only --out and what
+/// changes need typing; what contradicts the run is listed and refused; --lr may change.
+#[test]
+fn resume_takes_the_runs_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("quick"));
+    let r = run.to_str().unwrap();
+    let o = cagem(&train_args(d, r, &["--n-train", "60", "--warmup", "3"]));
+    assert!(o.status.success(), "train failed: {:?}", text(&o));
+
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success(), "the README's resume failed: {:?}", text(&o));
+    let recs = epoch_records(&run);
+    assert_eq!(recs.iter().map(|v| v["epoch"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    // The run's own n_train (60 images, batch 20: 3 steps per epoch) and warm-up were kept.
+    assert_eq!(recs[1]["steps"], 6);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["train"]["n_train"], 60);
+    assert_eq!(cfg["train"]["warmup"], 3.0);
+    assert_eq!(cfg["train"]["epochs"], 2);
+    let ev = events(&run);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["event"], "resume");
+    assert_eq!(ev[0]["epoch"], 1);
+    assert_eq!(ev[0]["changes"]["epochs"]["from"], 1);
+    assert_eq!(ev[0]["changes"]["epochs"]["to"], 2);
+
+    // Every contradiction is listed, not only the first.
+    fails_with(
+        &["train", "--out", r, "--resume", "--warmup", "1", "--seed", "7", "--z1", "4"],
+        &[
+            "different configuration",
+            "warmup is 3.0 in the checkpoint, 1.0 requested",
+            "seed is 0 in the checkpoint, 7",
+        ],
+    );
+    let err = text(&cagem(&["train", "--out", r, "--resume", "--warmup", "1", "--seed", "7", "--z1", "4"])).1;
+    assert!(!err.contains("z1"), "an unchanged option was listed: {err}");
+
+    // A new learning rate is accepted and recorded in metrics.jsonl and config.json's history.
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", "3", "--lr", "0.0005", "--quiet"]);
+    assert!(o.status.success(), "resume with --lr failed: {:?}", text(&o));
+    let recs = epoch_records(&run);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2]["lr"], 0.0005);
+    assert_eq!(recs[1]["lr"], 0.001);
+    let ev = events(&run);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[1]["changes"]["lr"]["from"], 0.001);
+    assert_eq!(ev[1]["changes"]["lr"]["to"], 0.0005);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["train"]["lr"], 0.0005);
+    let h = cfg["history"].as_array().unwrap();
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h[0]["epoch"], 1);
+    assert_eq!(h[1]["epoch"], 2);
+    assert_eq!(h[1]["changes"]["lr"]["to"], 0.0005);
 }
 
 #[test]

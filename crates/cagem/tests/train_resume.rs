@@ -40,8 +40,9 @@ fn metric_lines(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_none())
+        .map(|mut v| {
             let o = v.as_object_mut().unwrap();
             for k in ["examples_per_s", "epoch_seconds", "seconds"] {
                 o.remove(k);
@@ -83,6 +84,7 @@ impl WithSeconds for cagem::train::TrainState {
     fn clone_with_seconds(&self, s: f64) -> Self {
         let mut c = self.clone();
         c.seconds = s;
+        c.history.clear(); // the resumed run records its change of --epochs
         c
     }
 }

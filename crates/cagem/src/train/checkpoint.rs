@@ -42,9 +42,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// The configurations of a run as readable JSON (RUN/config.json).
-pub fn config_json(model: &ModelConfig, train: &TrainConfig) -> String {
-    let v = serde_json::json!({ "model": model, "train": train });
+/// The configurations of a run as readable JSON (RUN/config.json), with what resumes changed.
+pub fn config_json(model: &ModelConfig, train: &TrainConfig, history: &[serde_json::Value]) -> String {
+    let v = serde_json::json!({ "model": model, "train": train, "history": history });
     serde_json::to_string_pretty(&v).expect("configs serialise") + "\n"
 }
 

@@ -38,6 +38,10 @@ pub struct TrainState {
     pub labelled: Vec<u32>,
     /// Wall-clock seconds spent training so far.
     pub seconds: f64,
+    /// What each resume changed ({"epoch": epochs done, "changes": {option: {"from", "to"}}}),
+    /// shown in config.json.
+    #[serde(default)]
+    pub history: Vec<serde_json::Value>,
 }
 
 /// What an observer sees after each step.
@@ -79,7 +83,8 @@ pub struct Run<T: Real> {
 }
 
 /// Opens a run folder: a fresh run (the folder must not hold one already) or, with `resume`,
-/// the run saved there, whose configuration must match (only `epochs` may differ).
+/// the run saved there, whose configuration must match (only `MAY_CHANGE` may differ; a resume is
+/// recorded in metrics.jsonl, and its changes in config.json's history).
 pub fn open_run<T: Real>(
     dir: &Path,
     model_cfg: &ModelConfig,
@@ -97,16 +102,36 @@ pub fn open_run<T: Real>(
             return Err(Error::checkpoint(
                 &ckpt,
                 format!(
-                    "cannot resume with a different configuration: {} (only --epochs may change)",
+                    "cannot resume with a different configuration: {} (only --epochs, --lr, --threads, \
+                     --device and --quiet may change)",
                     diffs.join("; ")
                 ),
             ));
         }
-        MetricsLog::new(dir).truncate_after(meta.state.epochs_done)?;
+        let mut state = meta.state;
         let mut cfg2 = meta.train.clone();
-        cfg2.epochs = cfg.epochs;
-        write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2).as_bytes())?;
-        return Ok(Run { dir: dir.to_path_buf(), model, adam, cfg: cfg2, state: meta.state });
+        let mut changes = serde_json::Map::new();
+        if cfg.epochs != cfg2.epochs {
+            changes.insert("epochs".into(), serde_json::json!({ "from": cfg2.epochs, "to": cfg.epochs }));
+        }
+        if cfg.lr != cfg2.lr {
+            changes.insert("lr".into(), serde_json::json!({ "from": cfg2.lr, "to": cfg.lr }));
+        }
+        (cfg2.epochs, cfg2.lr) = (cfg.epochs, cfg.lr);
+        let log = MetricsLog::new(dir);
+        log.truncate_after(state.epochs_done)?;
+        log.append(&serde_json::json!({
+            "event": "resume",
+            "epoch": state.epochs_done,
+            "changes": changes,
+            "device": device.name(),
+            "threads": rayon::current_num_threads(),
+        }))?;
+        if !changes.is_empty() {
+            state.history.push(serde_json::json!({ "epoch": state.epochs_done, "changes": changes }));
+        }
+        write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2, &state.history).as_bytes())?;
+        return Ok(Run { dir: dir.to_path_buf(), model, adam, cfg: cfg2, state });
     }
     if ckpt.exists() {
         return Err(Error::config(format!(
@@ -116,7 +141,7 @@ pub fn open_run<T: Real>(
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     // Writing the configuration first also proves the folder is writable before any work.
-    write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, cfg).as_bytes())?;
+    write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, cfg, &[]).as_bytes())?;
     let _ = std::fs::remove_file(dir.join(super::metrics::METRICS_FILE));
     let labelled = balanced_subset(&data.train_labels, data.n_classes, cfg.labels, cfg.seed)?;
     let state = TrainState {
@@ -130,6 +155,7 @@ pub fn open_run<T: Real>(
         label_cursor: labelled.len(), // forces a shuffle before first use
         labelled,
         seconds: 0.0,
+        history: Vec::new(),
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
     Ok(Run { dir: dir.to_path_buf(), model, adam: Adam::new(), cfg: cfg.clone(), state })
@@ -170,14 +196,18 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     Ok(())
 }
 
-/// Human-readable differences between a saved and a requested configuration (epochs aside).
+/// What a resumed run may change: the length of the run, and the base learning rate (to recover
+/// from a divergence; it replaces `lr` in lr·decay^⌊epoch/every⌋, the decay keeping its place).
+const MAY_CHANGE: [&str; 2] = ["epochs", "lr"];
+
+/// Human-readable differences between a saved and a requested configuration (`MAY_CHANGE` aside).
 fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
     let mut out = Vec::new();
     let mut cmp = |a: serde_json::Value, b: serde_json::Value| {
         if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
             for (k, va) in a {
                 let vb = b.get(k).cloned().unwrap_or(serde_json::Value::Null);
-                if k != "epochs" && *va != vb {
+                if !MAY_CHANGE.contains(&k.as_str()) && *va != vb {
                     out.push(format!("{k} is {va} in the checkpoint, {vb} requested"));
                 }
             }
