@@ -315,6 +315,17 @@ fn bad_input_gets_a_clear_error() {
         &["grid", "--run", run.to_str().unwrap(), "--out", png.to_str().unwrap()],
         &["needs a model trained with --z2 2"],
     );
+
+    // A byte flipped inside a tensor of the checkpoint: eval refuses it, naming tensor and file.
+    let ck = run.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(&ck, &bytes).unwrap();
+    fails_with(
+        &["eval", "--run", run.to_str().unwrap(), "--k", "2", "--n-test", "4"],
+        &["checkpoint.safetensors", "fails its checksum", "tensor '"],
+    );
 }
 
 #[test]

@@ -138,3 +138,65 @@ fn refuses_what_cannot_work() {
     };
     assert!(t.contains("corrupt"), "{t}");
 }
+
+/// Where the tensors' bytes start in a safetensors file (after the 8-byte header length and the
+/// JSON header).
+fn data_start(bytes: &[u8]) -> usize {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn checksums_catch_flipped_bytes_and_plain_readers_still_read() {
+    let (data, m, cfg) = small();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    train(&dir, &data, &m, &TrainConfig { epochs: 1, ..cfg }, false);
+    let ck = dir.join(CHECKPOINT_FILE);
+    let bytes = std::fs::read(&ck).unwrap();
+
+    // A plain safetensors reader sees every tensor, and the stored checksums match them.
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let sums: std::collections::HashMap<String, String> =
+        serde_json::from_str(&meta.metadata().as_ref().unwrap()[checkpoint::CHECKSUMS]).unwrap();
+    assert_eq!(sums.len(), st.len());
+    for (name, view) in st.tensors() {
+        assert_eq!(sums[&name], format!("{:08x}", crc32c::crc32c(view.data())), "{name}");
+    }
+
+    // One flipped byte anywhere in the tensors' data is caught, and the tensor named.
+    let start = data_start(&bytes);
+    for at in [start, start + (bytes.len() - start) / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&ck, &bad).unwrap();
+        let t = match checkpoint::load::<f32>(&dir, &Device::Cpu) {
+            Ok(_) => panic!("loaded a checkpoint with a flipped byte at {at}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(t.contains("fails its checksum") && t.contains(CHECKPOINT_FILE) && t.contains("tensor '"), "{t}");
+    }
+    std::fs::write(&ck, &bytes).unwrap();
+    checkpoint::load::<f32>(&dir, &Device::Cpu).expect("the intact file loads");
+}
+
+/// The shared 100-epoch run was written before checkpoints carried checksums: it must still load
+/// and resume (CI has ../shared beside the repository).
+#[test]
+fn checkpoint_without_checksums_still_loads_and_resumes() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/runs/cagem100-paper-e100");
+    if !shared.join(CHECKPOINT_FILE).exists() {
+        eprintln!("skipping: {} is not here", shared.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for f in [CHECKPOINT_FILE, "config.json", "metrics.jsonl"] {
+        std::fs::copy(shared.join(f), tmp.path().join(f)).unwrap();
+    }
+    let meta = checkpoint::load_meta(tmp.path()).unwrap();
+    assert_eq!(meta.state.epochs_done, 100);
+    let data = mnist::bundled().unwrap();
+    let run = open_run::<f32>(tmp.path(), &meta.model, &meta.train, &data, &Device::Cpu, true).expect("resume");
+    assert_eq!(run.state.epochs_done, 100);
+    assert_eq!(run.model.store.trainable_count(), 6_838_372);
+}
