@@ -245,6 +245,71 @@ fn resume_takes_the_runs_configuration() {
     assert_eq!(h[1]["changes"]["lr"]["to"], 0.0005);
 }
 
+fn spawn_cagem(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cagem"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cagem")
+}
+
+/// Waits (up to a minute) until the run has `n` epoch lines in its metrics.
+fn wait_for_epochs(run: &Path, n: usize, child: &mut std::process::Child) {
+    for _ in 0..6000 {
+        if run.join("metrics.jsonl").exists() && epoch_records(run).len() >= n {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the trainer ended before epoch {n}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no epoch {n} after a minute");
+}
+
+/// Two trainers on one folder: the second is refused at once and the first runs undisturbed; a
+/// trainer killed with SIGKILL leaves nothing that blocks the resume.
+#[test]
+fn one_trainer_per_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let r = run.to_str().unwrap();
+    let epochs = "60";
+    let mut first = spawn_cagem(&train_args(d, r, &["--epochs", epochs]));
+    wait_for_epochs(&run, 1, &mut first);
+    for extra in [&[][..], &["--resume"][..]] {
+        let o = cagem(&train_args(d, r, extra));
+        let err = text(&o).1;
+        assert!(!o.status.success(), "a second trainer {extra:?} ran");
+        assert!(err.contains("is in use by another `cagem train`") && err.contains("train.lock"), "{err}");
+    }
+    assert!(first.try_wait().unwrap().is_none(), "the first trainer ended too early for this test to mean anything");
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "the first trainer was disturbed: {:?}", text(&o));
+    let epochs_seen: Vec<u64> = epoch_records(&run).iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs_seen, (1..=60).collect::<Vec<_>>());
+
+    let mut killed = spawn_cagem(&["train", "--out", r, "--resume", "--epochs", "100000", "--quiet"]);
+    wait_for_epochs(&run, 62, &mut killed);
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    let done = checkpoint_epochs(&run);
+    let next = (done + 1).to_string();
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", &next, "--quiet"]);
+    assert!(o.status.success(), "resume after SIGKILL failed: {:?}", text(&o));
+    let epochs_seen: Vec<u64> = epoch_records(&run).iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs_seen, (1..=done + 1).collect::<Vec<_>>());
+}
+
+/// Epochs done according to the run's checkpoint.
+fn checkpoint_epochs(run: &Path) -> u64 {
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let state: serde_json::Value = serde_json::from_str(header["__metadata__"]["state"].as_str().unwrap()).unwrap();
+    state["epochs_done"].as_u64().unwrap()
+}
+
 #[test]
 fn bad_input_gets_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

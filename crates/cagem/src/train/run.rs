@@ -9,6 +9,7 @@ use cagem_kernels::rng::HostRng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CONFIG_FILE, write_atomic};
+use super::lock::RunLock;
 use super::metrics::MetricsLog;
 use super::step::{StepScalars, train_step};
 use crate::config::{ModelConfig, TrainConfig};
@@ -76,6 +77,8 @@ impl Observer for Quiet {}
 
 pub struct Run<T: Real> {
     pub dir: PathBuf,
+    /// Held for the run's whole life: no second trainer may use the folder meanwhile.
+    pub lock: RunLock,
     pub model: Cagem<T>,
     pub adam: Adam<T>,
     pub cfg: TrainConfig,
@@ -96,6 +99,10 @@ pub fn open_run<T: Real>(
     validate(model_cfg, cfg, data)?;
     let ckpt = dir.join(checkpoint::CHECKPOINT_FILE);
     if resume {
+        if !ckpt.exists() {
+            checkpoint::load_meta(dir)?; // the error that says what is missing
+        }
+        let lock = RunLock::acquire(dir)?;
         let (model, adam, meta) = checkpoint::load::<T>(dir, device)?;
         let diffs = differences(&meta.model, model_cfg, &meta.train, cfg);
         if !diffs.is_empty() {
@@ -131,15 +138,16 @@ pub fn open_run<T: Real>(
             state.history.push(serde_json::json!({ "epoch": state.epochs_done, "changes": changes }));
         }
         write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2, &state.history).as_bytes())?;
-        return Ok(Run { dir: dir.to_path_buf(), model, adam, cfg: cfg2, state });
+        return Ok(Run { dir: dir.to_path_buf(), lock, model, adam, cfg: cfg2, state });
     }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
+    let lock = RunLock::acquire(dir)?;
     if ckpt.exists() {
         return Err(Error::config(format!(
             "{} already holds a run; pass --resume to continue it, or choose another --out",
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     // Writing the configuration first also proves the folder is writable before any work.
     write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, cfg, &[]).as_bytes())?;
     let _ = std::fs::remove_file(dir.join(super::metrics::METRICS_FILE));
@@ -158,7 +166,7 @@ pub fn open_run<T: Real>(
         history: Vec::new(),
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
-    Ok(Run { dir: dir.to_path_buf(), model, adam: Adam::new(), cfg: cfg.clone(), state })
+    Ok(Run { dir: dir.to_path_buf(), lock, model, adam: Adam::new(), cfg: cfg.clone(), state })
 }
 
 /// Checks options against each other and the data.
