@@ -75,6 +75,8 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         t.seed => "seed" = a.seed,
         t.lr => "lr" = a.lr,
         t.beta => "beta" = a.beta,
+        t.clip_norm => "clip_norm" = a.clip_norm,
+        t.max_skips => "max_skips" = a.max_skips,
         m.z1 => "z1" = a.z1,
         m.z2 => "z2" = a.z2,
         m.clusters => "clusters" = a.clusters,

@@ -100,6 +100,16 @@ pub struct TrainConfig {
     pub lr_decay_every: usize,
     /// β of α = β·(N_u + N_l)/N_l.
     pub beta: f64,
+    /// Global gradient-norm clipping threshold (None: off, as in the paper).
+    #[serde(default)]
+    pub clip_norm: Option<f64>,
+    /// Consecutive skipped steps (non-finite loss or gradient) after which training stops.
+    #[serde(default = "default_max_skips")]
+    pub max_skips: usize,
+}
+
+fn default_max_skips() -> usize {
+    20
 }
 
 impl Default for TrainConfig {
@@ -118,6 +128,8 @@ impl Default for TrainConfig {
             lr_decay: 0.75,
             lr_decay_every: 50,
             beta: 0.1,
+            clip_norm: None,
+            max_skips: default_max_skips(),
         }
     }
 }

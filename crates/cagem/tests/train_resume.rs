@@ -200,3 +200,47 @@ fn checkpoint_without_checksums_still_loads_and_resumes() {
     assert_eq!(run.state.epochs_done, 100);
     assert_eq!(run.model.store.trainable_count(), 6_838_372);
 }
+
+fn bits(run: &Run<f32>) -> Vec<Vec<u32>> {
+    run.model.store.iter().map(|(_, e)| e.value.to_vec().iter().map(|x| x.to_bits()).collect()).collect()
+}
+
+/// Steps with a non-finite loss are skipped without touching anything; after --max-skips of them
+/// in a row the run stops with the last good checkpoint intact, and resumes with a smaller --lr.
+#[test]
+fn non_finite_steps_are_skipped_then_the_run_stops_and_resumes() {
+    let (data, m, cfg) = small();
+    let dev = Device::Cpu;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let one = TrainConfig { epochs: 1, max_skips: 3, ..cfg.clone() };
+    train(&dir, &data, &m, &one, false);
+    let ck_before = std::fs::read(dir.join(CHECKPOINT_FILE)).unwrap();
+
+    let mut run = open_run::<f32>(&dir, &m, &TrainConfig { epochs: 2, ..one.clone() }, &data, &dev, true).unwrap();
+    // A NaN weight makes every loss NaN.
+    let id = run.model.store.ids().find(|&id| run.model.store.entry(id).trainable).unwrap();
+    let mut w = run.model.store.get(id).to_vec();
+    w[0] = f32::NAN;
+    let shape = run.model.store.get(id).shape();
+    *run.model.store.get_mut(id) = cagem_autodiff::Tensor::from_slice(&dev, shape.0, shape.1, &w);
+    let (before, t_before) = (bits(&run), run.adam.t);
+    let err = match run.train(&data, &DeviceData::new(&dev, &data), &mut Quiet) {
+        Ok(()) => panic!("a run with NaN losses trained to the end"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("3 consecutive steps") && err.contains("skipped") && err.contains("--lr"), "{err}");
+    assert!(err.contains("checkpoint of epoch 1"), "{err}");
+    assert_eq!(bits(&run), before, "a skipped step changed a parameter or batch-norm statistic");
+    assert_eq!(run.adam.t, t_before, "a skipped step advanced Adam");
+    assert_eq!(run.state.skipped_steps, 3);
+    drop(run);
+    assert_eq!(std::fs::read(dir.join(CHECKPOINT_FILE)).unwrap(), ck_before, "the last good checkpoint changed");
+
+    let calmer = TrainConfig { epochs: 2, lr: 1e-4, ..one };
+    let b = train(&dir, &data, &m, &calmer, true);
+    assert_eq!(b.state.epochs_done, 2);
+    let last = metric_lines(&dir).pop().unwrap();
+    assert_eq!(last["skipped_steps"], 0);
+    assert_eq!(last["lr"], 1e-4);
+}

@@ -43,6 +43,11 @@ pub struct TrainState {
     /// shown in config.json.
     #[serde(default)]
     pub history: Vec<serde_json::Value>,
+    /// Steps skipped so far for a non-finite loss or gradient, and how many of the latest were.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    #[serde(default)]
+    pub consecutive_skips: usize,
 }
 
 /// What an observer sees after each step.
@@ -109,7 +114,7 @@ pub fn open_run<T: Real>(
             return Err(Error::checkpoint(
                 &ckpt,
                 format!(
-                    "cannot resume with a different configuration: {} (only --epochs, --lr, --threads, \
+                    "cannot resume with a different configuration: {} (only --epochs, --lr, --max-skips, --threads, \
                      --device and --quiet may change)",
                     diffs.join("; ")
                 ),
@@ -124,7 +129,10 @@ pub fn open_run<T: Real>(
         if cfg.lr != cfg2.lr {
             changes.insert("lr".into(), serde_json::json!({ "from": cfg2.lr, "to": cfg.lr }));
         }
-        (cfg2.epochs, cfg2.lr) = (cfg.epochs, cfg.lr);
+        if cfg.max_skips != cfg2.max_skips {
+            changes.insert("max_skips".into(), serde_json::json!({ "from": cfg2.max_skips, "to": cfg.max_skips }));
+        }
+        (cfg2.epochs, cfg2.lr, cfg2.max_skips) = (cfg.epochs, cfg.lr, cfg.max_skips);
         let log = MetricsLog::new(dir);
         log.truncate_after(state.epochs_done)?;
         log.append(&serde_json::json!({
@@ -164,6 +172,8 @@ pub fn open_run<T: Real>(
         labelled,
         seconds: 0.0,
         history: Vec::new(),
+        skipped_steps: 0,
+        consecutive_skips: 0,
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
     Ok(Run { dir: dir.to_path_buf(), lock, model, adam: Adam::new(), cfg: cfg.clone(), state })
@@ -201,12 +211,21 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
         return Err(Error::config(format!("--lr {} must be a positive number", cfg.lr)));
     }
+    if let Some(c) = cfg.clip_norm
+        && !(c > 0.0 && c.is_finite())
+    {
+        return Err(Error::config(format!("--clip-norm {c} must be a positive number")));
+    }
+    if cfg.max_skips == 0 {
+        return Err(Error::config("--max-skips must be at least 1"));
+    }
     Ok(())
 }
 
 /// What a resumed run may change: the length of the run, and the base learning rate (to recover
 /// from a divergence; it replaces `lr` in lr·decay^⌊epoch/every⌋, the decay keeping its place).
-const MAY_CHANGE: [&str; 2] = ["epochs", "lr"];
+/// `max_skips` only decides when to give up, not what is computed.
+const MAY_CHANGE: [&str; 3] = ["epochs", "lr", "max_skips"];
 
 /// Human-readable differences between a saved and a requested configuration (`MAY_CHANGE` aside).
 fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
@@ -233,6 +252,7 @@ impl<T: Real> Run<T> {
         let steps = data.n_train() / cfg.batch;
         let alpha = cfg.alpha(data.n_train());
         let metrics = MetricsLog::new(&self.dir);
+        self.adam.clip_norm = cfg.clip_norm;
         let labels_of = |rows: &[u32]| -> Vec<u32> { rows.iter().map(|&r| data.train_labels[r as usize]).collect() };
         while self.state.epochs_done < cfg.epochs {
             let epoch = self.state.epochs_done;
@@ -245,6 +265,7 @@ impl<T: Real> Run<T> {
             let mut sums = StepScalars::default();
             let (mut hp_sum, mut hq_sum) = (0.0, 0.0);
             let mut temperature = 0.0;
+            let mut skipped = 0usize;
             for step in 0..steps {
                 temperature = cfg.temperature_at(epoch as f64 + step as f64 / steps as f64);
                 let rows = &order[step * cfg.batch..(step + 1) * cfg.batch];
@@ -262,13 +283,23 @@ impl<T: Real> Run<T> {
                     lr,
                     &mut self.state.noise,
                 )?;
-                sums.loss += s.loss;
-                sums.elbo += s.elbo;
-                sums.recon += s.recon;
-                sums.neg_kl += s.neg_kl;
-                hp_sum += s.hp.unwrap_or(0.0);
-                hq_sum += s.hq.unwrap_or(0.0);
                 self.state.steps_done += 1;
+                if s.skipped {
+                    skipped += 1;
+                    self.state.skipped_steps += 1;
+                    self.state.consecutive_skips += 1;
+                    if self.state.consecutive_skips >= cfg.max_skips {
+                        return Err(self.gave_up(epoch, step));
+                    }
+                } else {
+                    self.state.consecutive_skips = 0;
+                    sums.loss += s.loss;
+                    sums.elbo += s.elbo;
+                    sums.recon += s.recon;
+                    sums.neg_kl += s.neg_kl;
+                    hp_sum += s.hp.unwrap_or(0.0);
+                    hq_sum += s.hq.unwrap_or(0.0);
+                }
                 let secs = started.elapsed().as_secs_f64();
                 obs.step(&StepReport {
                     epoch: epoch + 1,
@@ -286,7 +317,7 @@ impl<T: Real> Run<T> {
             self.state.order_rng_drawn = order_rng.position().2;
             self.state.adam_t = self.adam.t;
             checkpoint::save(&self.dir, &self.model, &self.adam, &cfg, &self.state)?;
-            let n = steps.max(1) as f64;
+            let n = (steps - skipped).max(1) as f64;
             let mut record = serde_json::json!({
                 "epoch": epoch + 1,
                 "steps": self.state.steps_done,
@@ -299,6 +330,7 @@ impl<T: Real> Run<T> {
                 "examples_per_s": (steps * cfg.batch) as f64 / secs.max(1e-9),
                 "epoch_seconds": secs,
                 "seconds": self.state.seconds,
+                "skipped_steps": skipped,
             });
             if cfg.labels > 0 {
                 record["hp"] = (hp_sum / n).into();
@@ -308,6 +340,29 @@ impl<T: Real> Run<T> {
             obs.epoch_end(&EpochReport { epoch: epoch + 1, epochs: cfg.epochs, record });
         }
         Ok(())
+    }
+
+    /// The error that ends a run after `max_skips` consecutive skipped steps; the checkpoint on
+    /// disk is the last epoch that ended well.
+    fn gave_up(&self, epoch: usize, step: usize) -> Error {
+        let resume = if self.state.epochs_done > 0 {
+            format!(
+                "the checkpoint of epoch {} in {} is intact: resume it with a smaller rate, e.g. \
+                 `cagem train --out {} --resume --lr {:e}` (or add --clip-norm to a new run)",
+                self.state.epochs_done,
+                self.dir.display(),
+                self.dir.display(),
+                self.cfg.lr / 10.0
+            )
+        } else {
+            "no epoch ended, so there is no checkpoint: start again with a smaller --lr or --clip-norm".to_string()
+        };
+        Error::Diverged(format!(
+            "{} consecutive steps had a non-finite loss or gradient and were skipped (epoch {}, step {}); {resume}",
+            self.state.consecutive_skips,
+            epoch + 1,
+            step + 1
+        ))
     }
 
     /// The labelled rows of the next step: all of them if they fit in a labelled batch,
