@@ -41,9 +41,17 @@ fn main() {
         Command::Grid(a) => pictures_cmd::grid(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => {}
+        // 128 + SIGINT, as a shell reports a run stopped by Ctrl-C.
+        Err(e @ cagem::Error::Interrupted(_)) => {
+            eprintln!("{e}");
+            std::process::exit(130);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! `cagem train`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cagem::data::DeviceData;
 use cagem::train::checkpoint::{self, CheckpointMeta};
@@ -42,11 +44,27 @@ pub fn run(a: TrainArgs) -> Result<()> {
         eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
     }
     eprintln!("run folder: {}", out.display());
+    stop_on_signal(run.stop.clone());
     let dev_data = DeviceData::<f32>::new(&device, &data);
     run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet))?;
     println!("trained {} epochs; checkpoint and metrics in {}", run.state.epochs_done, out.display());
     println!("evaluate with: cagem eval --run {}", out.display());
     Ok(())
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP: finish the current step, write a checkpoint, exit 130. A second
+/// signal exits at once (checkpoints are written atomically, so none is left half-written).
+fn stop_on_signal(stop: Arc<AtomicBool>) {
+    let installed = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("interrupted again: exiting without waiting for the step");
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: finishing the current step, then writing a checkpoint");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run resumes from its last epoch");
+    }
 }
 
 /// The configuration the command line asks for: the defaults overridden by the options given, or

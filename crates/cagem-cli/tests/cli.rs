@@ -301,13 +301,79 @@ fn one_trainer_per_run_folder() {
     assert_eq!(epochs_seen, (1..=done + 1).collect::<Vec<_>>());
 }
 
-/// Epochs done according to the run's checkpoint.
-fn checkpoint_epochs(run: &Path) -> u64 {
+/// The training state stored in a run's checkpoint.
+fn checkpoint_state(run: &Path) -> serde_json::Value {
     let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let state: serde_json::Value = serde_json::from_str(header["__metadata__"]["state"].as_str().unwrap()).unwrap();
-    state["epochs_done"].as_u64().unwrap()
+    serde_json::from_str(header["__metadata__"]["state"].as_str().unwrap()).unwrap()
+}
+
+/// Epochs done according to the run's checkpoint.
+fn checkpoint_epochs(run: &Path) -> u64 {
+    checkpoint_state(run)["epochs_done"].as_u64().unwrap()
+}
+
+/// The tensors' bytes of a run's checkpoint (everything after the safetensors header).
+fn checkpoint_tensors(run: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + n..].to_vec()
+}
+
+/// SIGINT (and SIGTERM) during training: the step finishes, a checkpoint is written, the run
+/// says how to resume and exits 130; the resumed run ends with the same tensors as a run never
+/// interrupted.
+#[test]
+fn ctrl_c_writes_a_checkpoint_that_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let d = data.to_str().unwrap();
+    let mut ends = Vec::new();
+    for signal in ["-INT", "-TERM"] {
+        let run = tmp.path().join(format!("run{signal}"));
+        let r = run.to_str().unwrap();
+        let mut child = spawn_cagem(&train_args(d, r, &["--epochs", "100000"]));
+        wait_for_epochs(&run, 2, &mut child);
+        let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+        let o = child.wait_with_output().unwrap();
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(130), "{signal}: {err}");
+        assert!(
+            err.contains("interrupted: stopped") && err.contains(&format!("cagem train --out {r} --resume")),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        let state = checkpoint_state(&run);
+        let (done, step) = (state["epochs_done"].as_u64().unwrap(), state["epoch_step"].as_u64().unwrap());
+        let end = (done + 2).to_string();
+        let o = cagem(&["train", "--out", r, "--resume", "--epochs", &end, "--quiet"]);
+        assert!(o.status.success(), "resume after {signal} failed: {:?}", text(&o));
+        ends.push((run, done + 2, step));
+    }
+    for (run, epochs, step) in ends {
+        let straight = tmp.path().join(format!("straight{epochs}-{step}"));
+        let e = epochs.to_string();
+        let o = cagem(&train_args(d, straight.to_str().unwrap(), &["--epochs", &e]));
+        assert!(o.status.success(), "{:?}", text(&o));
+        assert!(
+            checkpoint_tensors(&run) == checkpoint_tensors(&straight),
+            "{}: interrupted at step {step} and resumed, the tensors differ from an uninterrupted run",
+            run.display()
+        );
+        let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+            v.into_iter()
+                .map(|mut r| {
+                    for k in ["examples_per_s", "epoch_seconds", "seconds"] {
+                        r.as_object_mut().unwrap().remove(k);
+                    }
+                    r
+                })
+                .collect()
+        };
+        assert_eq!(strip(epoch_records(&run)), strip(epoch_records(&straight)));
+    }
 }
 
 #[test]

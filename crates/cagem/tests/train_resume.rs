@@ -69,7 +69,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     std::fs::write(&metrics, text).unwrap();
     let b = train(split.path(), &data, &m, &cfg, true);
 
-    assert_eq!(a.state, b.state.clone_with_seconds(a.state.seconds));
+    assert_eq!(a.state.clone_with_seconds(0.0), b.state.clone_with_seconds(0.0));
     assert_eq!(params(&a), params(&b), "parameters differ after resuming");
     assert_eq!(metric_lines(straight.path()), metric_lines(split.path()));
     assert_eq!(metric_lines(split.path()).len(), 2);
@@ -85,6 +85,7 @@ impl WithSeconds for cagem::train::TrainState {
         let mut c = self.clone();
         c.seconds = s;
         c.history.clear(); // the resumed run records its change of --epochs
+        c.last_record = None; // holds timings
         c
     }
 }
@@ -243,4 +244,79 @@ fn non_finite_steps_are_skipped_then_the_run_stops_and_resumes() {
     let last = metric_lines(&dir).pop().unwrap();
     assert_eq!(last["skipped_steps"], 0);
     assert_eq!(last["lr"], 1e-4);
+}
+
+/// Raises the run's stop flag (as the Ctrl-C handler does) after step `step` of epoch `epoch`.
+struct StopAt {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    epoch: usize,
+    step: usize,
+}
+impl cagem::train::Observer for StopAt {
+    fn step(&mut self, r: &cagem::train::StepReport) {
+        if (r.epoch, r.step) == (self.epoch, self.step) {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A run stopped mid-epoch, inside a labelled cycle (30 labels in batches of 10, 4 steps per
+/// epoch, so no epoch boundary is a cycle boundary either), resumes bit for bit; so does one
+/// resumed at epoch ends that fall mid-cycle.
+#[test]
+fn interrupted_mid_epoch_and_mid_cycle_resumes_exactly() {
+    let (data, m, cfg) = small();
+    let cfg = TrainConfig { labels: 30, epochs: 3, ..cfg };
+    let dev = Device::Cpu;
+    let straight = tempfile::tempdir().unwrap();
+    let a = train(straight.path(), &data, &m, &cfg, false);
+
+    let split = tempfile::tempdir().unwrap();
+    let mut run = open_run::<f32>(split.path(), &m, &cfg, &data, &dev, false).unwrap();
+    let mut obs = StopAt { stop: run.stop.clone(), epoch: 2, step: 1 };
+    let err = match run.train(&data, &DeviceData::new(&dev, &data), &mut obs) {
+        Ok(()) => panic!("the stop flag was ignored"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("stopped at step 1 of epoch 2") && err.contains("--resume"), "{err}");
+    assert_eq!((run.state.epochs_done, run.state.epoch_step), (1, 1));
+    drop(run);
+    let meta = checkpoint::load_meta(split.path()).unwrap();
+    // Five steps of 10 labelled rows: two thirds into the second cycle.
+    assert_eq!((meta.state.epochs_done, meta.state.epoch_step, meta.state.label_cursor), (1, 1, 20));
+    let b = train(split.path(), &data, &m, &cfg, true);
+    assert_eq!(a.state.clone_with_seconds(0.0), b.state.clone_with_seconds(0.0));
+    assert_eq!(params(&a), params(&b), "parameters differ after a mid-epoch resume");
+    assert_eq!(metric_lines(straight.path()), metric_lines(split.path()));
+
+    // Stopped at an epoch's last step: the epoch ends normally, then the run stops.
+    let edge = tempfile::tempdir().unwrap();
+    let mut run = open_run::<f32>(edge.path(), &m, &cfg, &data, &dev, false).unwrap();
+    let mut obs = StopAt { stop: run.stop.clone(), epoch: 1, step: 4 };
+    let err = run.train(&data, &DeviceData::new(&dev, &data), &mut obs).err().expect("stopped").to_string();
+    assert!(err.contains("after epoch 1"), "{err}");
+    drop(run);
+    for epochs in [2, 3] {
+        train(edge.path(), &data, &m, &TrainConfig { epochs, ..cfg.clone() }, true);
+    }
+    let c = train(edge.path(), &data, &m, &cfg, true);
+    assert_eq!(params(&a), params(&c), "parameters differ after resumes at mid-cycle epoch ends");
+    assert_eq!(metric_lines(straight.path()), metric_lines(edge.path()));
+}
+
+/// A crash between the checkpoint and its metrics line: the resume writes the line.
+#[test]
+fn a_metrics_line_lost_after_its_checkpoint_comes_back() {
+    let (data, m, cfg) = small();
+    let tmp = tempfile::tempdir().unwrap();
+    train(tmp.path(), &data, &m, &cfg, false);
+    let path = tmp.path().join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    std::fs::write(&path, format!("{}\n", lines[0])).unwrap();
+    train(tmp.path(), &data, &m, &cfg, true);
+    let back = std::fs::read_to_string(&path).unwrap();
+    let epochs: Vec<&str> = back.lines().filter(|l| !l.contains("\"event\"")).collect();
+    assert_eq!(epochs, lines, "the lost line did not come back as it was");
 }

@@ -7,5 +7,5 @@ pub mod metrics;
 pub mod run;
 pub mod step;
 
-pub use run::{EpochReport, Observer, Run, StepReport, TrainState, open_run};
+pub use run::{EpochReport, EpochSums, Observer, Run, StepReport, TrainState, open_run};
 pub use step::{StepScalars, train_step};

@@ -2,6 +2,8 @@
 //! and the state that makes resumption exact (the resumed run continues as if never stopped).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cagem_autodiff::{Adam, Device, Real};
@@ -48,6 +50,41 @@ pub struct TrainState {
     pub skipped_steps: u64,
     #[serde(default)]
     pub consecutive_skips: usize,
+    /// Steps done of the epoch in progress (0 at an epoch's end), and its running sums: a run
+    /// interrupted mid-epoch resumes at the next step.
+    #[serde(default)]
+    pub epoch_step: usize,
+    #[serde(default)]
+    pub partial: Option<EpochSums>,
+    /// The metrics line of the last finished epoch (restored on resume if it never reached
+    /// metrics.jsonl).
+    #[serde(default)]
+    pub last_record: Option<serde_json::Value>,
+}
+
+/// Sums over the steps of an epoch so far, for its metrics line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    pub loss: f64,
+    pub elbo: f64,
+    pub recon: f64,
+    pub neg_kl: f64,
+    pub hp: f64,
+    pub hq: f64,
+    pub skipped: usize,
+    /// Wall-clock seconds of the epoch before an interruption.
+    pub seconds: f64,
+}
+
+impl EpochSums {
+    fn add(&mut self, s: &StepScalars) {
+        self.loss += s.loss;
+        self.elbo += s.elbo;
+        self.recon += s.recon;
+        self.neg_kl += s.neg_kl;
+        self.hp += s.hp.unwrap_or(0.0);
+        self.hq += s.hq.unwrap_or(0.0);
+    }
 }
 
 /// What an observer sees after each step.
@@ -84,6 +121,8 @@ pub struct Run<T: Real> {
     pub dir: PathBuf,
     /// Held for the run's whole life: no second trainer may use the folder meanwhile.
     pub lock: RunLock,
+    /// Raised (by a signal handler) to stop after the current step with a checkpoint.
+    pub stop: Arc<AtomicBool>,
     pub model: Cagem<T>,
     pub adam: Adam<T>,
     pub cfg: TrainConfig,
@@ -135,6 +174,9 @@ pub fn open_run<T: Real>(
         (cfg2.epochs, cfg2.lr, cfg2.max_skips) = (cfg.epochs, cfg.lr, cfg.max_skips);
         let log = MetricsLog::new(dir);
         log.truncate_after(state.epochs_done)?;
+        if let Some(rec) = &state.last_record {
+            log.restore_last(state.epochs_done, rec)?;
+        }
         log.append(&serde_json::json!({
             "event": "resume",
             "epoch": state.epochs_done,
@@ -146,7 +188,7 @@ pub fn open_run<T: Real>(
             state.history.push(serde_json::json!({ "epoch": state.epochs_done, "changes": changes }));
         }
         write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2, &state.history).as_bytes())?;
-        return Ok(Run { dir: dir.to_path_buf(), lock, model, adam, cfg: cfg2, state });
+        return Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam, cfg: cfg2, state });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     let lock = RunLock::acquire(dir)?;
@@ -174,9 +216,12 @@ pub fn open_run<T: Real>(
         history: Vec::new(),
         skipped_steps: 0,
         consecutive_skips: 0,
+        epoch_step: 0,
+        partial: None,
+        last_record: None,
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
-    Ok(Run { dir: dir.to_path_buf(), lock, model, adam: Adam::new(), cfg: cfg.clone(), state })
+    Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
 }
 
 /// Checks options against each other and the data.
@@ -246,7 +291,9 @@ fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainC
 }
 
 impl<T: Real> Run<T> {
-    /// Trains until `cfg.epochs` epochs are done, checkpointing after each epoch.
+    /// Trains until `cfg.epochs` epochs are done, checkpointing after each epoch. When `stop` is
+    /// raised (Ctrl-C), the current step finishes, a checkpoint of the exact position within the
+    /// epoch is written, and `Error::Interrupted` returns; resuming continues bit for bit.
     pub fn train(&mut self, data: &Dataset, dev_data: &DeviceData<T>, obs: &mut dyn Observer) -> Result<()> {
         let cfg = self.cfg.clone();
         let steps = data.n_train() / cfg.batch;
@@ -258,15 +305,16 @@ impl<T: Real> Run<T> {
             let epoch = self.state.epochs_done;
             let lr = cfg.lr_at(epoch);
             obs.epoch_start(epoch + 1, cfg.epochs, steps);
+            // The order generator's position only moves at epoch ends, so a run stopped mid-epoch
+            // draws the same order again.
             let mut order_rng = HostRng::at_position(cfg.seed, ORDER_STREAM, self.state.order_rng_drawn);
             let mut order: Vec<u32> = (0..data.n_train() as u32).collect();
             order_rng.shuffle(&mut order);
             let started = Instant::now();
-            let mut sums = StepScalars::default();
-            let (mut hp_sum, mut hq_sum) = (0.0, 0.0);
+            let first_step = self.state.epoch_step;
+            let mut acc = self.state.partial.take().unwrap_or_default();
             let mut temperature = 0.0;
-            let mut skipped = 0usize;
-            for step in 0..steps {
+            for step in first_step..steps {
                 temperature = cfg.temperature_at(epoch as f64 + step as f64 / steps as f64);
                 let rows = &order[step * cfg.batch..(step + 1) * cfg.batch];
                 let x_u = dev_data.train_batch(rows, self.state.noise.take());
@@ -284,8 +332,9 @@ impl<T: Real> Run<T> {
                     &mut self.state.noise,
                 )?;
                 self.state.steps_done += 1;
+                self.state.epoch_step = step + 1;
                 if s.skipped {
-                    skipped += 1;
+                    acc.skipped += 1;
                     self.state.skipped_steps += 1;
                     self.state.consecutive_skips += 1;
                     if self.state.consecutive_skips >= cfg.max_skips {
@@ -293,12 +342,7 @@ impl<T: Real> Run<T> {
                     }
                 } else {
                     self.state.consecutive_skips = 0;
-                    sums.loss += s.loss;
-                    sums.elbo += s.elbo;
-                    sums.recon += s.recon;
-                    sums.neg_kl += s.neg_kl;
-                    hp_sum += s.hp.unwrap_or(0.0);
-                    hq_sum += s.hq.unwrap_or(0.0);
+                    acc.add(&s);
                 }
                 let secs = started.elapsed().as_secs_f64();
                 obs.step(&StepReport {
@@ -308,38 +352,69 @@ impl<T: Real> Run<T> {
                     scalars: s,
                     temperature,
                     lr,
-                    examples_per_s: ((step + 1) * cfg.batch) as f64 / secs.max(1e-9),
+                    examples_per_s: ((step + 1 - first_step) * cfg.batch) as f64 / secs.max(1e-9),
                 });
+                if self.stop.load(Ordering::SeqCst) && step + 1 < steps {
+                    acc.seconds += started.elapsed().as_secs_f64();
+                    self.state.partial = Some(acc);
+                    self.save()?;
+                    return Err(self.interrupted());
+                }
             }
-            let secs = started.elapsed().as_secs_f64();
+            let secs = acc.seconds + started.elapsed().as_secs_f64();
             self.state.seconds += secs;
             self.state.epochs_done += 1;
+            self.state.epoch_step = 0;
             self.state.order_rng_drawn = order_rng.position().2;
-            self.state.adam_t = self.adam.t;
-            checkpoint::save(&self.dir, &self.model, &self.adam, &cfg, &self.state)?;
-            let n = (steps - skipped).max(1) as f64;
+            let n = (steps - acc.skipped).max(1) as f64;
             let mut record = serde_json::json!({
                 "epoch": epoch + 1,
                 "steps": self.state.steps_done,
                 "lr": lr,
                 "temperature": temperature,
-                "loss": sums.loss / n,
-                "elbo": sums.elbo / n,
-                "recon": sums.recon / n,
-                "neg_kl": sums.neg_kl / n,
+                "loss": acc.loss / n,
+                "elbo": acc.elbo / n,
+                "recon": acc.recon / n,
+                "neg_kl": acc.neg_kl / n,
                 "examples_per_s": (steps * cfg.batch) as f64 / secs.max(1e-9),
                 "epoch_seconds": secs,
                 "seconds": self.state.seconds,
-                "skipped_steps": skipped,
+                "skipped_steps": acc.skipped,
             });
             if cfg.labels > 0 {
-                record["hp"] = (hp_sum / n).into();
-                record["hq"] = (hq_sum / n).into();
+                record["hp"] = (acc.hp / n).into();
+                record["hq"] = (acc.hq / n).into();
             }
+            // The checkpoint carries the epoch's line, so a crash before the line is appended
+            // loses nothing: the resume writes it.
+            self.state.last_record = Some(record.clone());
+            self.save()?;
             metrics.append(&record)?;
             obs.epoch_end(&EpochReport { epoch: epoch + 1, epochs: cfg.epochs, record });
+            if self.stop.load(Ordering::SeqCst) && self.state.epochs_done < cfg.epochs {
+                return Err(self.interrupted());
+            }
         }
         Ok(())
+    }
+
+    /// Writes the checkpoint of the current state.
+    fn save(&mut self) -> Result<()> {
+        self.state.adam_t = self.adam.t;
+        checkpoint::save(&self.dir, &self.model, &self.adam, &self.cfg, &self.state)
+    }
+
+    fn interrupted(&self) -> Error {
+        let at = if self.state.epoch_step == 0 {
+            format!("after epoch {}", self.state.epochs_done)
+        } else {
+            format!("at step {} of epoch {}", self.state.epoch_step, self.state.epochs_done + 1)
+        };
+        Error::Interrupted(format!(
+            "stopped {at}; the checkpoint in {} is written. Continue with: cagem train --out {} --resume",
+            self.dir.display(),
+            self.dir.display()
+        ))
     }
 
     /// The error that ends a run after `max_skips` consecutive skipped steps; the checkpoint on
