@@ -530,3 +530,57 @@ fn trains_and_evaluates_on_cuda() {
     let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(b["peak_device_memory_bytes"].as_u64().unwrap() > 0);
 }
+
+/// A real full disk (a small tmpfs; needs root and `mount`, skipped otherwise): the checkpoint
+/// write fails with one line and a non-zero exit, and the previous checkpoint still evaluates
+/// and resumes once there is room again.
+#[test]
+fn a_full_disk_during_a_checkpoint_keeps_the_previous_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small-disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = mnt.to_str().unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs", m]).output();
+    if !mounted.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping a_full_disk_during_a_checkpoint_keeps_the_previous_one: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(m.to_string());
+    let data = data_dir(tmp.path(), "data");
+    let d = data.to_str().unwrap();
+    let run = mnt.join("run");
+    let r = run.to_str().unwrap();
+    let o = cagem(&train_args(d, r, &[]));
+    assert!(o.status.success(), "{:?}", text(&o));
+    let before = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    // Fill the disk but for 64 KiB: room for config.json and the metrics, not a checkpoint.
+    let df = Command::new("df").args(["--output=avail", "-B1", m]).output().unwrap();
+    let avail: u64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(avail > before.len() as u64, "the tmpfs is too small for this test");
+    let filler = mnt.join("filler");
+    std::fs::write(&filler, vec![0u8; (avail - 65_536) as usize]).unwrap();
+    fails_with(
+        &["train", "--out", r, "--resume", "--epochs", "2", "--quiet"],
+        &["cannot write", "checkpoint.safetensors", "No space left"],
+    );
+    let err = text(&cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"])).1;
+    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+    assert_eq!(std::fs::read(run.join("checkpoint.safetensors")).unwrap(), before, "the previous checkpoint changed");
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let o = cagem(&["eval", "--run", r, "--k", "2", "--n-test", "4"]);
+    assert!(o.status.success(), "the previous checkpoint does not evaluate: {:?}", text(&o));
+    std::fs::remove_file(&filler).unwrap();
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success(), "resume once there is room failed: {:?}", text(&o));
+    assert_eq!(epoch_records(&run).len(), 2);
+}

@@ -7,12 +7,12 @@
 //! load, so a damaged file is refused instead of trusted; the file stays plain safetensors.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cagem_autodiff::{Adam, Device, ParamId, Real, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+pub use super::atomic::write_atomic;
 use super::run::TrainState;
 use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
@@ -23,28 +23,6 @@ pub const CONFIG_FILE: &str = "config.json";
 const FORMAT: &str = "cagem-checkpoint-v1";
 /// The metadata key of the tensors' CRC-32C checksums.
 pub const CHECKSUMS: &str = "checksums";
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, "write", e)
-    })
-}
 
 /// The configurations of a run as readable JSON (RUN/config.json), with what resumes changed.
 pub fn config_json(model: &ModelConfig, train: &TrainConfig, history: &[serde_json::Value]) -> String {
