@@ -59,7 +59,17 @@ impl ModelConfig {
                 return Err(crate::Error::config(format!("{what} must be at least 1")));
             }
         }
-        if self.x_dim != self.height * self.width {
+        // A bound that no real model reaches, so that a damaged or hand-edited checkpoint cannot
+        // make the program try to allocate terabytes (the widest layers' weights, in elements).
+        let widest =
+            [self.q_hidden[0], self.q_hidden[1], self.p_hidden[0], self.p_hidden[1]].into_iter().max().unwrap_or(0);
+        let inputs = self.x_dim.saturating_add(self.z1).saturating_add(self.z2).saturating_add(self.clusters);
+        if inputs.saturating_mul(widest) > 1 << 31 || widest.saturating_mul(widest) > 1 << 31 {
+            return Err(crate::Error::config(format!(
+                "the model is too large: {inputs} inputs into layers up to {widest} wide"
+            )));
+        }
+        if self.x_dim != self.height.saturating_mul(self.width) {
             return Err(crate::Error::config(format!(
                 "the model has {} pixels, but its images are {}×{}",
                 self.x_dim, self.height, self.width

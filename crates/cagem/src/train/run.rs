@@ -160,6 +160,8 @@ pub fn open_run<T: Real>(
             ));
         }
         let mut state = meta.state;
+        check_state(&state, data, cfg)
+            .map_err(|d| Error::checkpoint(&ckpt, format!("training state is unusable: {d}")))?;
         let mut cfg2 = meta.train.clone();
         let mut changes = serde_json::Map::new();
         if cfg.epochs != cfg2.epochs {
@@ -222,6 +224,25 @@ pub fn open_run<T: Real>(
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
     Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
+}
+
+/// Checks a saved training state against the data it will index (a damaged or edited checkpoint
+/// must fail here, not panic later).
+fn check_state(s: &TrainState, data: &Dataset, cfg: &TrainConfig) -> std::result::Result<(), String> {
+    let n = data.n_train();
+    if let Some(&r) = s.labelled.iter().chain(&s.label_order).find(|&&r| r as usize >= n) {
+        return Err(format!("labelled index {r} is outside the {n} training images"));
+    }
+    if s.label_order.len() != s.labelled.len() || s.label_cursor > s.labelled.len() {
+        return Err("the labelled order does not match the labelled subset".into());
+    }
+    if s.labelled.len() != cfg.labels {
+        return Err(format!("{} labelled examples, the run has {}", s.labelled.len(), cfg.labels));
+    }
+    if s.epoch_step >= (n / cfg.batch.max(1)).max(1) {
+        return Err(format!("step {} is past the end of an epoch", s.epoch_step));
+    }
+    Ok(())
 }
 
 /// Checks options against each other and the data.
