@@ -169,7 +169,8 @@ fn damaged_checkpoint_metadata_and_state() {
         });
     }
     // Hand-made cases that parse but would index outside the data, or allocate without bound.
-    let edits: [(&str, fn(&mut serde_json::Value), &str); 3] = [
+    type Edit = (&'static str, fn(&mut serde_json::Value), &'static str);
+    let edits: [Edit; 3] = [
         ("state", |s| s["labelled"][0] = 1_000_000.into(), "outside the 60 training images"),
         ("state", |s| s["epoch_step"] = 99.into(), "past the end of an epoch"),
         ("model", |m| m["q_hidden"] = serde_json::json!([1u64 << 40, 4]), "too large"),

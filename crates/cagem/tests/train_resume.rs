@@ -293,7 +293,7 @@ fn interrupted_mid_epoch_and_mid_cycle_resumes_exactly() {
     let edge = tempfile::tempdir().unwrap();
     let mut run = open_run::<f32>(edge.path(), &m, &cfg, &data, &dev, false).unwrap();
     let mut obs = StopAt { stop: run.stop.clone(), epoch: 1, step: 4 };
-    let err = run.train(&data, &DeviceData::new(&dev, &data), &mut obs).err().expect("stopped").to_string();
+    let err = run.train(&data, &DeviceData::new(&dev, &data), &mut obs).expect_err("stopped").to_string();
     assert!(err.contains("after epoch 1"), "{err}");
     drop(run);
     for epochs in [2, 3] {
