@@ -258,6 +258,9 @@ fn bench_data_and_update(c: &mut Criterion) {
             )
         })
     });
+    // The pass before every Adam step: global norm and finiteness of the gradients.
+    g.throughput(Throughput::Bytes(n as u64 * F));
+    g.bench_function("grad sum_squares 6.84M params", |bch| bch.iter(|| adam::sum_squares(&[black_box(&gr)])));
     g.finish();
 }
 
