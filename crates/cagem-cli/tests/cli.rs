@@ -208,6 +208,8 @@ fn resume_takes_the_runs_configuration() {
     let ev = events(&run);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["event"], "resume");
+    assert_eq!(ev[0]["device"], "cpu");
+    assert!(ev[0]["threads"].as_u64().unwrap() >= 1);
     assert_eq!(ev[0]["epoch"], 1);
     assert_eq!(ev[0]["changes"]["epochs"]["from"], 1);
     assert_eq!(ev[0]["changes"]["epochs"]["to"], 2);
@@ -224,6 +226,12 @@ fn resume_takes_the_runs_configuration() {
     let err = text(&cagem(&["train", "--out", r, "--resume", "--warmup", "1", "--seed", "7", "--z1", "4"])).1;
     assert!(!err.contains("z1"), "an unchanged option was listed: {err}");
 
+    // Another thread count continues, with a note that it is not bit for bit.
+    let o = cagem(&["--threads", "1", "train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let n_threads = ev[0]["threads"].as_u64().unwrap();
+    assert_eq!(text(&o).1.contains("not bit for bit"), n_threads != 1, "{:?}", text(&o));
+
     // A new learning rate is accepted and recorded in metrics.jsonl and config.json's history.
     let o = cagem(&["train", "--out", r, "--resume", "--epochs", "3", "--lr", "0.0005", "--quiet"]);
     assert!(o.status.success(), "resume with --lr failed: {:?}", text(&o));
@@ -232,9 +240,10 @@ fn resume_takes_the_runs_configuration() {
     assert_eq!(recs[2]["lr"], 0.0005);
     assert_eq!(recs[1]["lr"], 0.001);
     let ev = events(&run);
-    assert_eq!(ev.len(), 2);
-    assert_eq!(ev[1]["changes"]["lr"]["from"], 0.001);
-    assert_eq!(ev[1]["changes"]["lr"]["to"], 0.0005);
+    assert_eq!(ev.len(), 3);
+    assert_eq!(ev[1]["threads"], 1);
+    assert_eq!(ev[2]["changes"]["lr"]["from"], 0.001);
+    assert_eq!(ev[2]["changes"]["lr"]["to"], 0.0005);
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["train"]["lr"], 0.0005);

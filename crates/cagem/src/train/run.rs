@@ -60,6 +60,12 @@ pub struct TrainState {
     /// metrics.jsonl).
     #[serde(default)]
     pub last_record: Option<serde_json::Value>,
+    /// Where the checkpoint was computed: bit-for-bit continuation needs the same device and
+    /// thread count.
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub threads: Option<usize>,
 }
 
 /// Sums over the steps of an epoch so far, for its metrics line.
@@ -174,6 +180,16 @@ pub fn open_run<T: Real>(
             changes.insert("max_skips".into(), serde_json::json!({ "from": cfg2.max_skips, "to": cfg.max_skips }));
         }
         (cfg2.epochs, cfg2.lr, cfg2.max_skips) = (cfg.epochs, cfg.lr, cfg.max_skips);
+        let now = (device.name(), rayon::current_num_threads());
+        if let (Some(d), Some(t)) = (&state.device, state.threads)
+            && (d, t) != (&now.0, now.1)
+        {
+            eprintln!(
+                "note: the checkpoint was computed on {d} with {t} threads, this run uses {} with {}: it \
+                 continues correctly, but not bit for bit as an uninterrupted run would",
+                now.0, now.1
+            );
+        }
         let log = MetricsLog::new(dir);
         log.truncate_after(state.epochs_done)?;
         if let Some(rec) = &state.last_record {
@@ -183,8 +199,8 @@ pub fn open_run<T: Real>(
             "event": "resume",
             "epoch": state.epochs_done,
             "changes": changes,
-            "device": device.name(),
-            "threads": rayon::current_num_threads(),
+            "device": now.0,
+            "threads": now.1,
         }))?;
         if !changes.is_empty() {
             state.history.push(serde_json::json!({ "epoch": state.epochs_done, "changes": changes }));
@@ -221,6 +237,8 @@ pub fn open_run<T: Real>(
         epoch_step: 0,
         partial: None,
         last_record: None,
+        device: None,
+        threads: None,
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
     Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
@@ -422,6 +440,8 @@ impl<T: Real> Run<T> {
     /// Writes the checkpoint of the current state.
     fn save(&mut self) -> Result<()> {
         self.state.adam_t = self.adam.t;
+        self.state.device = Some(self.model.device().name());
+        self.state.threads = Some(rayon::current_num_threads());
         checkpoint::save(&self.dir, &self.model, &self.adam, &self.cfg, &self.state)
     }
 
