@@ -250,7 +250,7 @@ fn bench_data_and_update(c: &mut Criterion) {
     g.bench_function("adam 6.84M params", |bch| {
         bch.iter(|| {
             adam::step(
-                adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 10 },
+                adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 10, grad_scale: 1.0 },
                 &mut p,
                 black_box(&gr),
                 &mut m,
@@ -258,6 +258,9 @@ fn bench_data_and_update(c: &mut Criterion) {
             )
         })
     });
+    // The pass before every Adam step: global norm and finiteness of the gradients.
+    g.throughput(Throughput::Bytes(n as u64 * F));
+    g.bench_function("grad sum_squares 6.84M params", |bch| bch.iter(|| adam::sum_squares(&[black_box(&gr)])));
     g.finish();
 }
 

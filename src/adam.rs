@@ -1,6 +1,9 @@
 //! The Adam update (Kingma & Ba), in place, with bias correction:
 //!   m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − lr·m̂/(√v̂ + ε),
-//!   m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ), t = 1, 2, … the step number.
+//!   m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ), t = 1, 2, … the step number,
+//! with g scaled by `grad_scale` (global-norm clipping; exactly 1 when off). Beside it, the pass
+//! that decides whether a step may happen at all: Σ g² over every gradient (global norm, and
+//! non-finite iff some element is NaN or ±∞).
 
 use crate::buffer::Buffer;
 use crate::real::Real;
@@ -14,6 +17,8 @@ pub struct AdamStep {
     pub eps: f64,
     /// 1-based step number, for bias correction.
     pub t: u64,
+    /// Factor applied to every gradient element (clipping); 1 leaves the update unchanged.
+    pub grad_scale: f64,
 }
 
 impl AdamStep {
@@ -37,14 +42,52 @@ pub fn step<T: Real>(h: AdamStep, param: &mut Buffer<T>, grad: &Buffer<T>, m: &m
     }
 }
 
+/// Σ x² over every buffer (all on one device), accumulated in f64 in an order fixed by the sizes
+/// alone (not the thread count), so a run's clipping is reproducible. Non-finite iff some
+/// element is NaN or ±∞ (squares of finite f32 or f64 gradients of sane size cannot overflow f64).
+pub fn sum_squares<T: Real>(bufs: &[&Buffer<T>]) -> f64 {
+    match bufs.first() {
+        None => 0.0,
+        Some(Buffer::Host(_)) => bufs.iter().map(|b| cpu::sum_squares(b.host())).sum(),
+        #[cfg(feature = "cuda")]
+        Some(Buffer::Cuda(_)) => cuda::sum_squares(&bufs.iter().map(|b| b.cuda()).collect::<Vec<_>>()),
+    }
+}
+
 pub mod cpu {
+    use rayon::prelude::*;
+
     use super::AdamStep;
     use crate::par::for_elems;
     use crate::real::Real;
 
+    /// Elements per parallel task of `sum_squares` (fixed, so the summation order is too).
+    const SUM_CHUNK: usize = 1 << 15;
+
+    pub fn sum_squares<T: Real>(x: &[T]) -> f64 {
+        let chunk = |c: &[T]| -> f64 {
+            let mut acc = [0.0f64; 8];
+            let mut it = c.chunks_exact(8);
+            for l in &mut it {
+                for (a, v) in acc.iter_mut().zip(l) {
+                    let v = v.as_f64();
+                    *a += v * v;
+                }
+            }
+            let tail: f64 = it.remainder().iter().map(|v| v.as_f64() * v.as_f64()).sum();
+            acc.iter().sum::<f64>() + tail
+        };
+        if x.len() <= SUM_CHUNK {
+            return chunk(x);
+        }
+        let parts: Vec<f64> = x.par_chunks(SUM_CHUNK).map(chunk).collect();
+        parts.iter().sum()
+    }
+
     pub fn step<T: Real>(h: AdamStep, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
         let (lr_t, eps_t) = h.corrected();
         let (b1, b2) = (T::c(h.beta1), T::c(h.beta2));
+        let scale = T::c(h.grad_scale);
         let (lr_t, eps_t) = (T::c(lr_t), T::c(eps_t));
         let mp = crate::broadcast::cpu::SendPtr(m.as_mut_ptr());
         let vp = crate::broadcast::cpu::SendPtr(v.as_mut_ptr());
@@ -58,6 +101,7 @@ pub mod cpu {
             };
             let gs = &g[start..start + ps.len()];
             for (((p, &g), m), v) in ps.iter_mut().zip(gs).zip(ms).zip(vs) {
+                let g = g * scale;
                 *m = b1 * *m + (T::one() - b1) * g;
                 *v = b2 * *v + (T::one() - b2) * g * g;
                 *p = *p - lr_t * *m / (v.sqrt() + eps_t);
@@ -83,6 +127,7 @@ mod cuda {
         let dev = g.device().clone();
         let (lr_t, eps_t) = h.corrected();
         let (n, b1, b2, lr_t, eps_t) = (p.len() as u64, T::c(h.beta1), T::c(h.beta2), T::c(lr_t), T::c(eps_t));
+        let scale = T::c(h.grad_scale);
         launch!(
             dev,
             kname::<T>("adam"),
@@ -95,7 +140,23 @@ mod cuda {
             &b1,
             &b2,
             &lr_t,
-            &eps_t
+            &eps_t,
+            &scale
         );
+    }
+
+    /// One kernel per buffer writes its blocks' partial sums side by side in one scratch buffer;
+    /// a single download and an in-order sum on the host finish it (deterministic, no atomics).
+    pub fn sum_squares<T: Real>(bufs: &[&CudaBuffer<T>]) -> f64 {
+        let dev = bufs[0].device().clone();
+        let blocks: Vec<u64> = bufs.iter().map(|b| grid_1d(b.len() as u64).grid_dim.0 as u64).collect();
+        let mut partials = dev.scratch_f64(blocks.iter().sum::<u64>() as usize);
+        let mut offset = 0u64;
+        for (b, nb) in bufs.iter().zip(&blocks) {
+            let n = b.len() as u64;
+            launch!(dev, kname::<T>("sum_squares"), grid_1d(n), &b.slice, &n, &mut partials.slice, &offset);
+            offset += nb;
+        }
+        partials.download().iter().sum()
     }
 }

@@ -513,11 +513,51 @@ fn binarisation_uses_the_documented_stream() {
 }
 
 #[test]
+fn sum_squares_is_exact_in_f64_and_catches_every_non_finite_value() {
+    let mut rnd = Gen::new();
+    let sizes = [0, 1, 7, 9, 40_000, 100_001];
+    let vals: Vec<Vec<f64>> = sizes.iter().map(|&n| rnd.normal(n, 3.0)).collect();
+    let bufs: Vec<Buffer<f32>> = vals.iter().map(|v| buf::<f32>(v)).collect();
+    let want: f64 = bufs.iter().flat_map(|b| b.to_vec()).map(|x| x as f64 * x as f64).sum();
+    let got = adam::sum_squares(&bufs.iter().collect::<Vec<_>>());
+    assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+    assert_eq!(adam::sum_squares::<f32>(&[]), 0.0);
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for at in [0, 5_000, 100_000] {
+            let mut v = bufs[5].to_vec();
+            v[at] = bad;
+            let b = Buffer::from_slice(&Device::Cpu, &v);
+            let s = adam::sum_squares(&[&bufs[1], &b]);
+            assert!(!s.is_finite(), "{bad} at {at} was missed: {s}");
+        }
+    }
+    // The largest finite f32 squared is far inside f64: a huge finite gradient stays finite.
+    let big = Buffer::from_slice(&Device::Cpu, &vec![f32::MAX; 1000]);
+    assert!(adam::sum_squares(&[&big]).is_finite());
+}
+
+#[test]
+fn adam_grad_scale_equals_a_scaled_gradient() {
+    let mut rnd = Gen::new();
+    let n = 70_001;
+    let (p, g, m, v) = (rnd.normal(n, 1.0), rnd.normal(n, 1.0), rnd.normal(n, 0.1), rnd.uniform(n));
+    let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 3, grad_scale: 0.25 };
+    let (mut pa, mut ma, mut va) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
+    adam::step(h, &mut pa, &buf(&g), &mut ma, &mut va);
+    let g4: Vec<f64> = g.iter().map(|x| x * 0.25).collect();
+    let (mut pb, mut mb, mut vb) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
+    adam::step(adam::AdamStep { grad_scale: 1.0, ..h }, &mut pb, &buf(&g4), &mut mb, &mut vb);
+    assert_eq!(vals(&pa), vals(&pb));
+    assert_eq!(vals(&ma), vals(&mb));
+    assert_eq!(vals(&va), vals(&vb));
+}
+
+#[test]
 fn adam_matches_the_textbook_update() {
     let mut rnd = Gen::new();
     for n in [1, 7, 100_000] {
         let (p, g, m, v) = (rnd.normal(n, 1.0), rnd.normal(n, 1.0), rnd.normal(n, 0.1), rnd.uniform(n));
-        let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 7 };
+        let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 7, grad_scale: 1.0 };
         let (mut pb, mut mb, mut vb) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
         adam::step(h, &mut pb, &buf(&g), &mut mb, &mut vb);
         let mut want = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);

@@ -460,12 +460,26 @@ fn elementwise_case<T: Real>(gpu: &Device, r: &mut Gen) {
         let g = pair::<T>(gpu, &r.normal(n, 1.0));
         let (mut p, mut m, mut v) =
             (pair::<T>(gpu, &r.normal(n, 1.0)), pair::<T>(gpu, &r.normal(n, 0.1)), pair::<T>(gpu, &r.uniform(n)));
-        let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 11 };
+        let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 11, grad_scale: 1.0 };
         adam::step(h, &mut p.cpu, &g.cpu, &mut m.cpu, &mut v.cpu);
         adam::step(h, &mut p.gpu, &g.gpu, &mut m.gpu, &mut v.gpu);
         check("adam p", &p, tol::<T>(), r.seed);
         check("adam m", &m, tol::<T>(), r.seed);
         check("adam v", &v, tol::<T>(), r.seed);
+        let h = adam::AdamStep { grad_scale: 0.3, t: 12, ..h };
+        adam::step(h, &mut p.cpu, &g.cpu, &mut m.cpu, &mut v.cpu);
+        adam::step(h, &mut p.gpu, &g.gpu, &mut m.gpu, &mut v.gpu);
+        check("adam p, scaled gradient", &p, tol::<T>(), r.seed);
+        check("adam m, scaled gradient", &m, tol::<T>(), r.seed);
+        // The gradient norm and finiteness pass, over several buffers at once.
+        let (a2, b2) = (pair::<T>(gpu, &r.normal(7, 1.0)), pair::<T>(gpu, &r.normal(1, 1.0)));
+        let cpu = adam::sum_squares(&[&g.cpu, &a2.cpu, &b2.cpu]);
+        let gpu_s = adam::sum_squares(&[&g.gpu, &a2.gpu, &b2.gpu]);
+        assert!((cpu - gpu_s).abs() <= 1e-12 * cpu, "sum_squares ({}): {gpu_s} vs {cpu} (seed {})", T::NAME, r.seed);
+        let mut bad = g.cpu.to_vec();
+        bad[n / 2] = T::nan();
+        let bad = pair::<T>(gpu, &bad.iter().map(|x| x.as_f64()).collect::<Vec<_>>());
+        assert!(!adam::sum_squares(&[&a2.gpu, &bad.gpu]).is_finite(), "sum_squares ({}) missed a NaN", T::NAME);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Adam over a parameter store, with per-parameter moment buffers on the parameters' device.
 
 use cagem_kernels::Real;
-use cagem_kernels::adam::{AdamStep, step};
+use cagem_kernels::adam::{AdamStep, step, sum_squares};
 
 use crate::graph::Gradients;
 use crate::param::{ParamId, ParamStore};
@@ -12,26 +12,48 @@ pub struct Adam<T: Real> {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    /// Steps taken so far.
+    /// Steps taken so far (skipped steps do not count).
     pub t: u64,
+    /// Global gradient-norm clipping: gradients are scaled by min(1, c/‖g‖) (off: None).
+    pub clip_norm: Option<f64>,
     moments: Vec<Option<(Tensor<T>, Tensor<T>)>>,
+}
+
+/// What one `Adam::step` did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    /// False when some gradient element was NaN or ±∞: then nothing was touched (parameters,
+    /// moments, step count).
+    pub applied: bool,
+    /// The global L2 norm of the gradients before clipping (non-finite when skipped).
+    pub grad_norm: f64,
 }
 
 impl<T: Real> Adam<T> {
     /// The usual defaults: β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
     pub fn new() -> Self {
-        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, moments: Vec::new() }
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, clip_norm: None, moments: Vec::new() }
     }
 
-    /// One update of every parameter that has a gradient, with learning rate `lr`.
-    pub fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64) {
+    /// One update of every parameter that has a gradient, with learning rate `lr`, if every
+    /// gradient is finite (one f64 pass over them decides, and gives the norm for clipping).
+    pub fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64) -> StepOutcome {
+        let mut updates: Vec<(ParamId, &Tensor<T>)> = grads.params().collect();
+        updates.sort_by_key(|(id, _)| *id);
+        let bufs: Vec<_> = updates.iter().map(|(_, g)| g.buf()).collect();
+        let grad_norm = sum_squares(&bufs).sqrt();
+        if !grad_norm.is_finite() {
+            return StepOutcome { applied: false, grad_norm };
+        }
+        let grad_scale = match self.clip_norm {
+            Some(c) if grad_norm > c => c / grad_norm,
+            _ => 1.0,
+        };
         self.t += 1;
-        let h = AdamStep { lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, t: self.t };
+        let h = AdamStep { lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, t: self.t, grad_scale };
         if self.moments.len() < store.len() {
             self.moments.resize_with(store.len(), || None);
         }
-        let mut updates: Vec<(ParamId, &Tensor<T>)> = grads.params().collect();
-        updates.sort_by_key(|(id, _)| *id);
         for (id, g) in updates {
             let p = store.get_mut(id);
             assert_eq!(p.shape(), g.shape(), "adam: gradient shape of parameter {}", id.0);
@@ -41,6 +63,7 @@ impl<T: Real> Adam<T> {
             });
             step(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut());
         }
+        StepOutcome { applied: true, grad_norm }
     }
 
     /// The moment tensors of a parameter, if it has been updated (for checkpoints).

@@ -25,7 +25,7 @@ pub mod param;
 pub mod profile;
 pub mod tensor;
 
-pub use adam::Adam;
+pub use adam::{Adam, StepOutcome};
 pub use graph::{Backward, BackwardCx, Gradients, Graph, Var};
 pub use ops::batchnorm::BnMode;
 pub use param::{ParamEntry, ParamId, ParamStore};

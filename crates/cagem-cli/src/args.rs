@@ -104,14 +104,27 @@ pub struct TrainArgs {
     /// Run folder (default: runs/<dataset>-l<labels>-k<K>-<time>).
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint, with the run's configuration: options
+    /// not given keep the run's values; a given option that contradicts the run is refused,
+    /// except --epochs, --lr, --max-skips, --threads, --device and --quiet (changes are recorded in
+    /// metrics.jsonl and config.json).
     #[arg(long, requires = "out")]
     pub resume: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// Initial learning rate of Adam.
+    /// Base learning rate of Adam (the rate is lr·0.75^⌊epoch/50⌋). With --resume it replaces
+    /// the run's base rate from the resumed epoch on (the decay keeps its place in the schedule).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Clip the gradients to this global L2 norm before Adam, as the authors' public code
+    /// (SDGM, parmesan, LVAE) does; off by default: a deviation from the paper, which does not
+    /// mention clipping.
+    #[arg(long, value_name = "C")]
+    pub clip_norm: Option<f64>,
+    /// Stop after this many consecutive steps with a non-finite loss or gradient (each such step
+    /// is skipped: it changes nothing; skipped steps are counted in metrics.jsonl).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub max_skips: usize,
     /// β of the labelled weight α = β·(N_u + N_l)/N_l.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
@@ -133,6 +146,17 @@ pub struct TrainArgs {
     /// No progress bar; one line per epoch.
     #[arg(long)]
     pub quiet: bool,
+    /// The ids of the options given on the command line (filled in by `main`), so that a resumed
+    /// run keeps its own values for the others.
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+impl TrainArgs {
+    /// Whether option `id` (its field name) was given on the command line.
+    pub fn was_given(&self, id: &str) -> bool {
+        self.given.iter().any(|g| g == id)
+    }
 }
 
 #[derive(Args, Debug)]

@@ -9,13 +9,22 @@ mod prepare_cmd;
 mod progress;
 mod train_cmd;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use args::{Cli, Command};
 
 fn main() {
     install_panic_hook();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Train(a), Some(sub)) = (&mut cli.command, matches.subcommand_matches("train")) {
+        a.given = sub
+            .ids()
+            .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
     if let Some(n) = cli.threads
         && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global()
     {
@@ -32,9 +41,17 @@ fn main() {
         Command::Grid(a) => pictures_cmd::grid(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => {}
+        // 128 + SIGINT, as a shell reports a run stopped by Ctrl-C.
+        Err(e @ cagem::Error::Interrupted(_)) => {
+            eprintln!("{e}");
+            std::process::exit(130);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

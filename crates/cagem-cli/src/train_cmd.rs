@@ -1,8 +1,11 @@
 //! `cagem train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cagem::data::DeviceData;
+use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::train::open_run;
 use cagem::{ModelConfig, Result, TrainConfig};
 
@@ -12,35 +15,17 @@ use crate::progress::TrainProgress;
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let device = a.device.open()?;
-    let mut data = data_source::load(&a.dataset, a.data.as_deref())?;
-    if let Some(n) = a.n_train {
+    // A resumed run starts from its own configuration; only the options given override it.
+    let saved = match (&a.out, a.resume) {
+        (Some(out), true) => Some(checkpoint::load_meta(out)?),
+        _ => None,
+    };
+    let (mut model_cfg, cfg) = requested(&a, saved.as_ref());
+    let mut data = data_source::load(&cfg.dataset, cfg.data_dir.as_deref().map(Path::new))?;
+    if let Some(n) = cfg.n_train {
         data = data.truncated(n, data.n_test());
     }
-    let model_cfg = ModelConfig {
-        x_dim: data.dim(),
-        height: data.height,
-        width: data.width,
-        z1: a.z1,
-        z2: a.z2,
-        clusters: a.clusters,
-        q_hidden: a.q_hidden,
-        p_hidden: a.p_hidden,
-        ..ModelConfig::default()
-    };
-    let cfg = TrainConfig {
-        dataset: a.dataset.clone(),
-        data_dir: a.data.as_ref().map(|p| p.display().to_string()),
-        n_train: a.n_train,
-        labels: a.labels,
-        epochs: a.epochs,
-        batch: a.batch,
-        labelled_batch: a.labelled_batch,
-        warmup: a.warmup,
-        seed: a.seed,
-        lr: a.lr,
-        beta: a.beta,
-        ..TrainConfig::default()
-    };
+    (model_cfg.x_dim, model_cfg.height, model_cfg.width) = (data.dim(), data.height, data.width);
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
     eprintln!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
@@ -59,11 +44,64 @@ pub fn run(a: TrainArgs) -> Result<()> {
         eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
     }
     eprintln!("run folder: {}", out.display());
+    stop_on_signal(run.stop.clone());
     let dev_data = DeviceData::<f32>::new(&device, &data);
     run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet))?;
     println!("trained {} epochs; checkpoint and metrics in {}", run.state.epochs_done, out.display());
     println!("evaluate with: cagem eval --run {}", out.display());
     Ok(())
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP: finish the current step, write a checkpoint, exit 130. A second
+/// signal exits at once (checkpoints are written atomically, so none is left half-written).
+fn stop_on_signal(stop: Arc<AtomicBool>) {
+    let installed = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("interrupted again: exiting without waiting for the step");
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: finishing the current step, then writing a checkpoint");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run resumes from its last epoch");
+    }
+}
+
+/// The configuration the command line asks for: the defaults overridden by the options given, or
+/// with --resume the run's own configuration overridden by them (`open_run` then refuses the
+/// overrides that may not change).
+fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, TrainConfig) {
+    let (mut m, mut t) = match saved {
+        Some(s) => (s.model.clone(), s.train.clone()),
+        None => (ModelConfig::default(), TrainConfig::default()),
+    };
+    let fresh = saved.is_none();
+    macro_rules! take {
+        ($($dst:expr => $id:literal = $val:expr),* $(,)?) => {
+            $(if fresh || a.was_given($id) { $dst = $val; })*
+        };
+    }
+    take! {
+        t.dataset => "dataset" = a.dataset.clone(),
+        t.data_dir => "data" = a.data.as_ref().map(|p| p.display().to_string()),
+        t.n_train => "n_train" = a.n_train,
+        t.labels => "labels" = a.labels,
+        t.epochs => "epochs" = a.epochs,
+        t.batch => "batch" = a.batch,
+        t.labelled_batch => "labelled_batch" = a.labelled_batch,
+        t.warmup => "warmup" = a.warmup,
+        t.seed => "seed" = a.seed,
+        t.lr => "lr" = a.lr,
+        t.beta => "beta" = a.beta,
+        t.clip_norm => "clip_norm" = a.clip_norm,
+        t.max_skips => "max_skips" = a.max_skips,
+        m.z1 => "z1" = a.z1,
+        m.z2 => "z2" = a.z2,
+        m.clusters => "clusters" = a.clusters,
+        m.q_hidden => "q_hidden" = a.q_hidden,
+        m.p_hidden => "p_hidden" = a.p_hidden,
+    }
+    (m, t)
 }
 
 fn default_run_dir(cfg: &TrainConfig, m: &ModelConfig) -> PathBuf {

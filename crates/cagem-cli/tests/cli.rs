@@ -145,9 +145,10 @@ fn train_eval_resume_and_bench_contract() {
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(last["estimator"].as_str().unwrap().starts_with("y sampled"));
 
+    // Every original option given again, unchanged, is accepted.
     let o = cagem(&train_args(d, r, &["--resume", "--epochs", "2"]));
     assert!(o.status.success(), "resume failed: {:?}", text(&o));
-    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
+    assert_eq!(epoch_records(&run).len(), 2);
 
     // Resuming with another configuration, or starting over an existing run, is refused.
     fails_with(
@@ -161,6 +162,227 @@ fn train_eval_resume_and_bench_contract() {
     assert!(o.status.success(), "bench failed: {err}");
     let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(b["train_examples_per_s"].as_f64().unwrap() > 0.0 && b["forward_examples_per_s"].as_f64().unwrap() > 0.0);
+}
+
+/// The per-epoch lines of a run's metrics.jsonl (events such as resumes left out).
+fn epoch_records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_none())
+        .collect()
+}
+
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_some())
+        .collect()
+}
+
+/// The README's resume example: `--resume` takes the run's configuration, so only --out and what
+/// changes need typing; what contradicts the run is listed and refused; --lr may change.
+#[test]
+fn resume_takes_the_runs_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("quick"));
+    let r = run.to_str().unwrap();
+    let o = cagem(&train_args(d, r, &["--n-train", "60", "--warmup", "3"]));
+    assert!(o.status.success(), "train failed: {:?}", text(&o));
+
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success(), "the README's resume failed: {:?}", text(&o));
+    let recs = epoch_records(&run);
+    assert_eq!(recs.iter().map(|v| v["epoch"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    // The run's own n_train (60 images, batch 20: 3 steps per epoch) and warm-up were kept.
+    assert_eq!(recs[1]["steps"], 6);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["train"]["n_train"], 60);
+    assert_eq!(cfg["train"]["warmup"], 3.0);
+    assert_eq!(cfg["train"]["epochs"], 2);
+    let ev = events(&run);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["event"], "resume");
+    assert_eq!(ev[0]["device"], "cpu");
+    assert!(ev[0]["threads"].as_u64().unwrap() >= 1);
+    assert_eq!(ev[0]["epoch"], 1);
+    assert_eq!(ev[0]["changes"]["epochs"]["from"], 1);
+    assert_eq!(ev[0]["changes"]["epochs"]["to"], 2);
+
+    // Every contradiction is listed, not only the first.
+    fails_with(
+        &["train", "--out", r, "--resume", "--warmup", "1", "--seed", "7", "--z1", "4"],
+        &[
+            "different configuration",
+            "warmup is 3.0 in the checkpoint, 1.0 requested",
+            "seed is 0 in the checkpoint, 7",
+        ],
+    );
+    let err = text(&cagem(&["train", "--out", r, "--resume", "--warmup", "1", "--seed", "7", "--z1", "4"])).1;
+    assert!(!err.contains("z1"), "an unchanged option was listed: {err}");
+
+    // Another thread count continues, with a note that it is not bit for bit.
+    let o = cagem(&["--threads", "1", "train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let n_threads = ev[0]["threads"].as_u64().unwrap();
+    assert_eq!(text(&o).1.contains("not bit for bit"), n_threads != 1, "{:?}", text(&o));
+
+    // A new learning rate is accepted and recorded in metrics.jsonl and config.json's history.
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", "3", "--lr", "0.0005", "--quiet"]);
+    assert!(o.status.success(), "resume with --lr failed: {:?}", text(&o));
+    let recs = epoch_records(&run);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2]["lr"], 0.0005);
+    assert_eq!(recs[1]["lr"], 0.001);
+    let ev = events(&run);
+    assert_eq!(ev.len(), 3);
+    assert_eq!(ev[1]["threads"], 1);
+    assert_eq!(ev[2]["changes"]["lr"]["from"], 0.001);
+    assert_eq!(ev[2]["changes"]["lr"]["to"], 0.0005);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["train"]["lr"], 0.0005);
+    let h = cfg["history"].as_array().unwrap();
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h[0]["epoch"], 1);
+    assert_eq!(h[1]["epoch"], 2);
+    assert_eq!(h[1]["changes"]["lr"]["to"], 0.0005);
+}
+
+fn spawn_cagem(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cagem"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cagem")
+}
+
+/// Waits (up to a minute) until the run has `n` epoch lines in its metrics.
+fn wait_for_epochs(run: &Path, n: usize, child: &mut std::process::Child) {
+    for _ in 0..6000 {
+        if run.join("metrics.jsonl").exists() && epoch_records(run).len() >= n {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the trainer ended before epoch {n}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no epoch {n} after a minute");
+}
+
+/// Two trainers on one folder: the second is refused at once and the first runs undisturbed; a
+/// trainer killed with SIGKILL leaves nothing that blocks the resume.
+#[test]
+fn one_trainer_per_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let r = run.to_str().unwrap();
+    let epochs = "60";
+    let mut first = spawn_cagem(&train_args(d, r, &["--epochs", epochs]));
+    wait_for_epochs(&run, 1, &mut first);
+    for extra in [&[][..], &["--resume"][..]] {
+        let o = cagem(&train_args(d, r, extra));
+        let err = text(&o).1;
+        assert!(!o.status.success(), "a second trainer {extra:?} ran");
+        assert!(err.contains("is in use by another `cagem train`") && err.contains("train.lock"), "{err}");
+    }
+    assert!(first.try_wait().unwrap().is_none(), "the first trainer ended too early for this test to mean anything");
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "the first trainer was disturbed: {:?}", text(&o));
+    let epochs_seen: Vec<u64> = epoch_records(&run).iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs_seen, (1..=60).collect::<Vec<_>>());
+
+    let mut killed = spawn_cagem(&["train", "--out", r, "--resume", "--epochs", "100000", "--quiet"]);
+    wait_for_epochs(&run, 62, &mut killed);
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    let done = checkpoint_epochs(&run);
+    let next = (done + 1).to_string();
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", &next, "--quiet"]);
+    assert!(o.status.success(), "resume after SIGKILL failed: {:?}", text(&o));
+    let epochs_seen: Vec<u64> = epoch_records(&run).iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs_seen, (1..=done + 1).collect::<Vec<_>>());
+}
+
+/// The training state stored in a run's checkpoint.
+fn checkpoint_state(run: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    serde_json::from_str(header["__metadata__"]["state"].as_str().unwrap()).unwrap()
+}
+
+/// Epochs done according to the run's checkpoint.
+fn checkpoint_epochs(run: &Path) -> u64 {
+    checkpoint_state(run)["epochs_done"].as_u64().unwrap()
+}
+
+/// The tensors' bytes of a run's checkpoint (everything after the safetensors header).
+fn checkpoint_tensors(run: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + n..].to_vec()
+}
+
+/// SIGINT (and SIGTERM) during training: the step finishes, a checkpoint is written, the run
+/// says how to resume and exits 130; the resumed run ends with the same tensors as a run never
+/// interrupted.
+#[test]
+fn ctrl_c_writes_a_checkpoint_that_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let d = data.to_str().unwrap();
+    let mut ends = Vec::new();
+    for signal in ["-INT", "-TERM"] {
+        let run = tmp.path().join(format!("run{signal}"));
+        let r = run.to_str().unwrap();
+        let mut child = spawn_cagem(&train_args(d, r, &["--epochs", "100000"]));
+        wait_for_epochs(&run, 2, &mut child);
+        let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+        let o = child.wait_with_output().unwrap();
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(130), "{signal}: {err}");
+        assert!(
+            err.contains("interrupted: stopped") && err.contains(&format!("cagem train --out {r} --resume")),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        let state = checkpoint_state(&run);
+        let (done, step) = (state["epochs_done"].as_u64().unwrap(), state["epoch_step"].as_u64().unwrap());
+        let end = (done + 2).to_string();
+        let o = cagem(&["train", "--out", r, "--resume", "--epochs", &end, "--quiet"]);
+        assert!(o.status.success(), "resume after {signal} failed: {:?}", text(&o));
+        ends.push((run, done + 2, step));
+    }
+    for (run, epochs, step) in ends {
+        let straight = tmp.path().join(format!("straight{epochs}-{step}"));
+        let e = epochs.to_string();
+        let o = cagem(&train_args(d, straight.to_str().unwrap(), &["--epochs", &e]));
+        assert!(o.status.success(), "{:?}", text(&o));
+        assert!(
+            checkpoint_tensors(&run) == checkpoint_tensors(&straight),
+            "{}: interrupted at step {step} and resumed, the tensors differ from an uninterrupted run",
+            run.display()
+        );
+        let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+            v.into_iter()
+                .map(|mut r| {
+                    for k in ["examples_per_s", "epoch_seconds", "seconds"] {
+                        r.as_object_mut().unwrap().remove(k);
+                    }
+                    r
+                })
+                .collect()
+        };
+        assert_eq!(strip(epoch_records(&run)), strip(epoch_records(&straight)));
+    }
 }
 
 #[test]
@@ -232,6 +454,17 @@ fn bad_input_gets_a_clear_error() {
     fails_with(
         &["grid", "--run", run.to_str().unwrap(), "--out", png.to_str().unwrap()],
         &["needs a model trained with --z2 2"],
+    );
+
+    // A byte flipped inside a tensor of the checkpoint: eval refuses it, naming tensor and file.
+    let ck = run.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(&ck, &bytes).unwrap();
+    fails_with(
+        &["eval", "--run", run.to_str().unwrap(), "--k", "2", "--n-test", "4"],
+        &["checkpoint.safetensors", "fails its checksum", "tensor '"],
     );
 }
 
@@ -305,4 +538,58 @@ fn trains_and_evaluates_on_cuda() {
     assert!(o.status.success(), "bench --tf32 failed: {err}");
     let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(b["peak_device_memory_bytes"].as_u64().unwrap() > 0);
+}
+
+/// A real full disk (a small tmpfs; needs root and `mount`, skipped otherwise): the checkpoint
+/// write fails with one line and a non-zero exit, and the previous checkpoint still evaluates
+/// and resumes once there is room again.
+#[test]
+fn a_full_disk_during_a_checkpoint_keeps_the_previous_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small-disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = mnt.to_str().unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs", m]).output();
+    if !mounted.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping a_full_disk_during_a_checkpoint_keeps_the_previous_one: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(m.to_string());
+    let data = data_dir(tmp.path(), "data");
+    let d = data.to_str().unwrap();
+    let run = mnt.join("run");
+    let r = run.to_str().unwrap();
+    let o = cagem(&train_args(d, r, &[]));
+    assert!(o.status.success(), "{:?}", text(&o));
+    let before = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    // Fill the disk but for 64 KiB: room for config.json and the metrics, not a checkpoint.
+    let df = Command::new("df").args(["--output=avail", "-B1", m]).output().unwrap();
+    let avail: u64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(avail > before.len() as u64, "the tmpfs is too small for this test");
+    let filler = mnt.join("filler");
+    std::fs::write(&filler, vec![0u8; (avail - 65_536) as usize]).unwrap();
+    fails_with(
+        &["train", "--out", r, "--resume", "--epochs", "2", "--quiet"],
+        &["cannot write", "checkpoint.safetensors", "No space left"],
+    );
+    let err = text(&cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"])).1;
+    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+    assert_eq!(std::fs::read(run.join("checkpoint.safetensors")).unwrap(), before, "the previous checkpoint changed");
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let o = cagem(&["eval", "--run", r, "--k", "2", "--n-test", "4"]);
+    assert!(o.status.success(), "the previous checkpoint does not evaluate: {:?}", text(&o));
+    std::fs::remove_file(&filler).unwrap();
+    let o = cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success(), "resume once there is room failed: {:?}", text(&o));
+    assert_eq!(epoch_records(&run).len(), 2);
 }

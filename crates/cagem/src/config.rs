@@ -59,7 +59,17 @@ impl ModelConfig {
                 return Err(crate::Error::config(format!("{what} must be at least 1")));
             }
         }
-        if self.x_dim != self.height * self.width {
+        // A bound that no real model reaches, so that a damaged or hand-edited checkpoint cannot
+        // make the program try to allocate terabytes (the widest layers' weights, in elements).
+        let widest =
+            [self.q_hidden[0], self.q_hidden[1], self.p_hidden[0], self.p_hidden[1]].into_iter().max().unwrap_or(0);
+        let inputs = self.x_dim.saturating_add(self.z1).saturating_add(self.z2).saturating_add(self.clusters);
+        if inputs.saturating_mul(widest) > 1 << 31 || widest.saturating_mul(widest) > 1 << 31 {
+            return Err(crate::Error::config(format!(
+                "the model is too large: {inputs} inputs into layers up to {widest} wide"
+            )));
+        }
+        if self.x_dim != self.height.saturating_mul(self.width) {
             return Err(crate::Error::config(format!(
                 "the model has {} pixels, but its images are {}×{}",
                 self.x_dim, self.height, self.width
@@ -100,6 +110,16 @@ pub struct TrainConfig {
     pub lr_decay_every: usize,
     /// β of α = β·(N_u + N_l)/N_l.
     pub beta: f64,
+    /// Global gradient-norm clipping threshold (None: off, as in the paper).
+    #[serde(default)]
+    pub clip_norm: Option<f64>,
+    /// Consecutive skipped steps (non-finite loss or gradient) after which training stops.
+    #[serde(default = "default_max_skips")]
+    pub max_skips: usize,
+}
+
+fn default_max_skips() -> usize {
+    20
 }
 
 impl Default for TrainConfig {
@@ -118,6 +138,8 @@ impl Default for TrainConfig {
             lr_decay: 0.75,
             lr_decay_every: 50,
             beta: 0.1,
+            clip_norm: None,
+            max_skips: default_max_skips(),
         }
     }
 }

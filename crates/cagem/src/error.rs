@@ -16,8 +16,10 @@ pub enum Error {
     Checkpoint { path: PathBuf, detail: String },
     /// The requested device could not be opened.
     Device(cagem_kernels::DeviceError),
-    /// Training diverged (non-finite loss).
+    /// Training diverged (non-finite losses or gradients, step after step).
     Diverged(String),
+    /// Training was stopped by a signal, after writing a checkpoint.
+    Interrupted(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,6 +51,7 @@ impl fmt::Display for Error {
             Error::Checkpoint { path, detail } => write!(f, "checkpoint {}: {detail}", path.display()),
             Error::Device(e) => write!(f, "{e}"),
             Error::Diverged(detail) => write!(f, "training diverged: {detail}"),
+            Error::Interrupted(detail) => write!(f, "interrupted: {detail}"),
         }
     }
 }

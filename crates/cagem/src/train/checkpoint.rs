@@ -2,15 +2,17 @@
 //! parameter and batch-norm statistic ("param/<name>"), Adam's moments ("adam.m/<name>",
 //! "adam.v/<name>"), and in its metadata the model and training configurations and the training
 //! state (epochs done, Adam's step, random-stream positions) as JSON. One file, written to a
-//! temporary name, synced and renamed, so a crash leaves the previous checkpoint intact.
+//! temporary name, synced and renamed, so a crash leaves the previous checkpoint intact. The
+//! metadata also holds a CRC-32C of every tensor's bytes ("checksums": {name: hex}), verified at
+//! load, so a damaged file is refused instead of trusted; the file stays plain safetensors.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cagem_autodiff::{Adam, Device, ParamId, Real, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+pub use super::atomic::write_atomic;
 use super::run::TrainState;
 use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
@@ -19,32 +21,12 @@ use crate::model::Cagem;
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
 const FORMAT: &str = "cagem-checkpoint-v1";
+/// The metadata key of the tensors' CRC-32C checksums.
+pub const CHECKSUMS: &str = "checksums";
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, "write", e)
-    })
-}
-
-/// The configurations of a run as readable JSON (RUN/config.json).
-pub fn config_json(model: &ModelConfig, train: &TrainConfig) -> String {
-    let v = serde_json::json!({ "model": model, "train": train });
+/// The configurations of a run as readable JSON (RUN/config.json), with what resumes changed.
+pub fn config_json(model: &ModelConfig, train: &TrainConfig, history: &[serde_json::Value]) -> String {
+    let v = serde_json::json!({ "model": model, "train": train, "history": history });
     serde_json::to_string_pretty(&v).expect("configs serialise") + "\n"
 }
 
@@ -78,8 +60,11 @@ pub fn save<T: Real>(
             (n.clone(), TensorView::new(dtype::<T>(), shape.clone(), bytes).expect("consistent view"))
         })
         .collect();
+    let checksums: serde_json::Map<String, serde_json::Value> =
+        named.iter().map(|(n, _, bytes)| (n.clone(), format!("{:08x}", crc32c::crc32c(bytes)).into())).collect();
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert(CHECKSUMS.to_string(), serde_json::Value::Object(checksums).to_string());
     meta.insert("model".to_string(), serde_json::to_string(&model.cfg).expect("serialise"));
     meta.insert("train".to_string(), serde_json::to_string(train).expect("serialise"));
     meta.insert("state".to_string(), serde_json::to_string(state).expect("serialise"));
@@ -126,6 +111,41 @@ fn parse_meta(path: &Path, st_meta: &Option<HashMap<String, String>>) -> Result<
     Ok(meta)
 }
 
+/// Checks every tensor against its stored CRC-32C. Checkpoints written before checksums existed
+/// have none: they load with a one-line notice.
+fn verify_checksums(path: &Path, meta: &Option<HashMap<String, String>>, st: &SafeTensors<'_>) -> Result<()> {
+    let Some(text) = meta.as_ref().and_then(|m| m.get(CHECKSUMS)) else {
+        eprintln!(
+            "note: {} carries no checksums (written before cagem stored them); its tensors are not verified",
+            path.display()
+        );
+        return Ok(());
+    };
+    let sums: HashMap<String, String> = serde_json::from_str(text)
+        .map_err(|e| Error::checkpoint(path, format!("metadata '{CHECKSUMS}' is malformed: {e}")))?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    for name in &names {
+        let data = st.tensor(name).map_err(|e| Error::checkpoint(path, format!("tensor '{name}': {e}")))?.data();
+        let stored = sums
+            .get(name)
+            .ok_or_else(|| Error::checkpoint(path, format!("tensor '{name}' has no checksum: the file was altered")))?;
+        let computed = format!("{:08x}", crc32c::crc32c(data));
+        if *stored != computed {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "tensor '{name}' fails its checksum (stored {stored}, computed {computed}): the file is corrupt"
+                ),
+            ));
+        }
+    }
+    if let Some(missing) = sums.keys().find(|n| !names.contains(n)) {
+        return Err(Error::checkpoint(path, format!("tensor '{missing}' is listed in the checksums but missing")));
+    }
+    Ok(())
+}
+
 /// Reads only the configurations and state of a run's checkpoint.
 pub fn load_meta(dir: &Path) -> Result<CheckpointMeta> {
     let (path, bytes) = read_checkpoint(dir)?;
@@ -140,6 +160,7 @@ pub fn load<T: Real>(dir: &Path, device: &Device) -> Result<(Cagem<T>, Adam<T>, 
     let (_, m) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
     let meta = parse_meta(&path, m.metadata())?;
     let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    verify_checksums(&path, m.metadata(), &st)?;
     let mut model = Cagem::<T>::new(meta.model.clone(), 0, &Device::Cpu);
     let read = |name: &str, shape: (usize, usize)| -> Result<Option<Tensor<T>>> {
         let view = match st.tensor(name) {

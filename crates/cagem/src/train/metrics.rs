@@ -43,4 +43,16 @@ impl MetricsLog {
             .collect();
         crate::train::checkpoint::write_atomic(&self.path, kept.as_bytes())
     }
+
+    /// Appends `record`, the line of epoch `epoch` kept in the checkpoint, if the log lacks it (a
+    /// crash between the checkpoint and its metrics line).
+    pub fn restore_last(&self, epoch: usize, record: &serde_json::Value) -> Result<()> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let present = text.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).ok().is_some_and(|v| {
+                v.get("event").is_none() && v.get("epoch").and_then(|e| e.as_u64()) == Some(epoch as u64)
+            })
+        });
+        if present { Ok(()) } else { self.append(record) }
+    }
 }

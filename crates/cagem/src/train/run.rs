@@ -2,6 +2,8 @@
 //! and the state that makes resumption exact (the resumed run continues as if never stopped).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cagem_autodiff::{Adam, Device, Real};
@@ -9,6 +11,7 @@ use cagem_kernels::rng::HostRng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CONFIG_FILE, write_atomic};
+use super::lock::RunLock;
 use super::metrics::MetricsLog;
 use super::step::{StepScalars, train_step};
 use crate::config::{ModelConfig, TrainConfig};
@@ -38,6 +41,56 @@ pub struct TrainState {
     pub labelled: Vec<u32>,
     /// Wall-clock seconds spent training so far.
     pub seconds: f64,
+    /// What each resume changed ({"epoch": epochs done, "changes": {option: {"from", "to"}}}),
+    /// shown in config.json.
+    #[serde(default)]
+    pub history: Vec<serde_json::Value>,
+    /// Steps skipped so far for a non-finite loss or gradient, and how many of the latest were.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    #[serde(default)]
+    pub consecutive_skips: usize,
+    /// Steps done of the epoch in progress (0 at an epoch's end), and its running sums: a run
+    /// interrupted mid-epoch resumes at the next step.
+    #[serde(default)]
+    pub epoch_step: usize,
+    #[serde(default)]
+    pub partial: Option<EpochSums>,
+    /// The metrics line of the last finished epoch (restored on resume if it never reached
+    /// metrics.jsonl).
+    #[serde(default)]
+    pub last_record: Option<serde_json::Value>,
+    /// Where the checkpoint was computed: bit-for-bit continuation needs the same device and
+    /// thread count.
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// Sums over the steps of an epoch so far, for its metrics line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    pub loss: f64,
+    pub elbo: f64,
+    pub recon: f64,
+    pub neg_kl: f64,
+    pub hp: f64,
+    pub hq: f64,
+    pub skipped: usize,
+    /// Wall-clock seconds of the epoch before an interruption.
+    pub seconds: f64,
+}
+
+impl EpochSums {
+    fn add(&mut self, s: &StepScalars) {
+        self.loss += s.loss;
+        self.elbo += s.elbo;
+        self.recon += s.recon;
+        self.neg_kl += s.neg_kl;
+        self.hp += s.hp.unwrap_or(0.0);
+        self.hq += s.hq.unwrap_or(0.0);
+    }
 }
 
 /// What an observer sees after each step.
@@ -72,6 +125,10 @@ impl Observer for Quiet {}
 
 pub struct Run<T: Real> {
     pub dir: PathBuf,
+    /// Held for the run's whole life: no second trainer may use the folder meanwhile.
+    pub lock: RunLock,
+    /// Raised (by a signal handler) to stop after the current step with a checkpoint.
+    pub stop: Arc<AtomicBool>,
     pub model: Cagem<T>,
     pub adam: Adam<T>,
     pub cfg: TrainConfig,
@@ -79,7 +136,8 @@ pub struct Run<T: Real> {
 }
 
 /// Opens a run folder: a fresh run (the folder must not hold one already) or, with `resume`,
-/// the run saved there, whose configuration must match (only `epochs` may differ).
+/// the run saved there, whose configuration must match (only `MAY_CHANGE` may differ; a resume is
+/// recorded in metrics.jsonl, and its changes in config.json's history).
 pub fn open_run<T: Real>(
     dir: &Path,
     model_cfg: &ModelConfig,
@@ -91,32 +149,75 @@ pub fn open_run<T: Real>(
     validate(model_cfg, cfg, data)?;
     let ckpt = dir.join(checkpoint::CHECKPOINT_FILE);
     if resume {
+        if !ckpt.exists() {
+            checkpoint::load_meta(dir)?; // the error that says what is missing
+        }
+        let lock = RunLock::acquire(dir)?;
         let (model, adam, meta) = checkpoint::load::<T>(dir, device)?;
         let diffs = differences(&meta.model, model_cfg, &meta.train, cfg);
         if !diffs.is_empty() {
             return Err(Error::checkpoint(
                 &ckpt,
                 format!(
-                    "cannot resume with a different configuration: {} (only --epochs may change)",
+                    "cannot resume with a different configuration: {} (only --epochs, --lr, --max-skips, --threads, \
+                     --device and --quiet may change)",
                     diffs.join("; ")
                 ),
             ));
         }
-        MetricsLog::new(dir).truncate_after(meta.state.epochs_done)?;
+        let mut state = meta.state;
+        check_state(&state, data, cfg)
+            .map_err(|d| Error::checkpoint(&ckpt, format!("training state is unusable: {d}")))?;
         let mut cfg2 = meta.train.clone();
-        cfg2.epochs = cfg.epochs;
-        write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2).as_bytes())?;
-        return Ok(Run { dir: dir.to_path_buf(), model, adam, cfg: cfg2, state: meta.state });
+        let mut changes = serde_json::Map::new();
+        if cfg.epochs != cfg2.epochs {
+            changes.insert("epochs".into(), serde_json::json!({ "from": cfg2.epochs, "to": cfg.epochs }));
+        }
+        if cfg.lr != cfg2.lr {
+            changes.insert("lr".into(), serde_json::json!({ "from": cfg2.lr, "to": cfg.lr }));
+        }
+        if cfg.max_skips != cfg2.max_skips {
+            changes.insert("max_skips".into(), serde_json::json!({ "from": cfg2.max_skips, "to": cfg.max_skips }));
+        }
+        (cfg2.epochs, cfg2.lr, cfg2.max_skips) = (cfg.epochs, cfg.lr, cfg.max_skips);
+        let now = (device.name(), rayon::current_num_threads());
+        if let (Some(d), Some(t)) = (&state.device, state.threads)
+            && (d, t) != (&now.0, now.1)
+        {
+            eprintln!(
+                "note: the checkpoint was computed on {d} with {t} threads, this run uses {} with {}: it \
+                 continues correctly, but not bit for bit as an uninterrupted run would",
+                now.0, now.1
+            );
+        }
+        let log = MetricsLog::new(dir);
+        log.truncate_after(state.epochs_done)?;
+        if let Some(rec) = &state.last_record {
+            log.restore_last(state.epochs_done, rec)?;
+        }
+        log.append(&serde_json::json!({
+            "event": "resume",
+            "epoch": state.epochs_done,
+            "changes": changes,
+            "device": now.0,
+            "threads": now.1,
+        }))?;
+        if !changes.is_empty() {
+            state.history.push(serde_json::json!({ "epoch": state.epochs_done, "changes": changes }));
+        }
+        write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2, &state.history).as_bytes())?;
+        return Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam, cfg: cfg2, state });
     }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
+    let lock = RunLock::acquire(dir)?;
     if ckpt.exists() {
         return Err(Error::config(format!(
             "{} already holds a run; pass --resume to continue it, or choose another --out",
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     // Writing the configuration first also proves the folder is writable before any work.
-    write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, cfg).as_bytes())?;
+    write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, cfg, &[]).as_bytes())?;
     let _ = std::fs::remove_file(dir.join(super::metrics::METRICS_FILE));
     let labelled = balanced_subset(&data.train_labels, data.n_classes, cfg.labels, cfg.seed)?;
     let state = TrainState {
@@ -130,9 +231,36 @@ pub fn open_run<T: Real>(
         label_cursor: labelled.len(), // forces a shuffle before first use
         labelled,
         seconds: 0.0,
+        history: Vec::new(),
+        skipped_steps: 0,
+        consecutive_skips: 0,
+        epoch_step: 0,
+        partial: None,
+        last_record: None,
+        device: None,
+        threads: None,
     };
     let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
-    Ok(Run { dir: dir.to_path_buf(), model, adam: Adam::new(), cfg: cfg.clone(), state })
+    Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
+}
+
+/// Checks a saved training state against the data it will index (a damaged or edited checkpoint
+/// must fail here, not panic later).
+fn check_state(s: &TrainState, data: &Dataset, cfg: &TrainConfig) -> std::result::Result<(), String> {
+    let n = data.n_train();
+    if let Some(&r) = s.labelled.iter().chain(&s.label_order).find(|&&r| r as usize >= n) {
+        return Err(format!("labelled index {r} is outside the {n} training images"));
+    }
+    if s.label_order.len() != s.labelled.len() || s.label_cursor > s.labelled.len() {
+        return Err("the labelled order does not match the labelled subset".into());
+    }
+    if s.labelled.len() != cfg.labels {
+        return Err(format!("{} labelled examples, the run has {}", s.labelled.len(), cfg.labels));
+    }
+    if s.epoch_step >= (n / cfg.batch.max(1)).max(1) {
+        return Err(format!("step {} is past the end of an epoch", s.epoch_step));
+    }
+    Ok(())
 }
 
 /// Checks options against each other and the data.
@@ -167,17 +295,30 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
         return Err(Error::config(format!("--lr {} must be a positive number", cfg.lr)));
     }
+    if let Some(c) = cfg.clip_norm
+        && !(c > 0.0 && c.is_finite())
+    {
+        return Err(Error::config(format!("--clip-norm {c} must be a positive number")));
+    }
+    if cfg.max_skips == 0 {
+        return Err(Error::config("--max-skips must be at least 1"));
+    }
     Ok(())
 }
 
-/// Human-readable differences between a saved and a requested configuration (epochs aside).
+/// What a resumed run may change: the length of the run, and the base learning rate (to recover
+/// from a divergence; it replaces `lr` in lr·decay^⌊epoch/every⌋, the decay keeping its place).
+/// `max_skips` only decides when to give up, not what is computed.
+const MAY_CHANGE: [&str; 3] = ["epochs", "lr", "max_skips"];
+
+/// Human-readable differences between a saved and a requested configuration (`MAY_CHANGE` aside).
 fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
     let mut out = Vec::new();
     let mut cmp = |a: serde_json::Value, b: serde_json::Value| {
         if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
             for (k, va) in a {
                 let vb = b.get(k).cloned().unwrap_or(serde_json::Value::Null);
-                if k != "epochs" && *va != vb {
+                if !MAY_CHANGE.contains(&k.as_str()) && *va != vb {
                     out.push(format!("{k} is {va} in the checkpoint, {vb} requested"));
                 }
             }
@@ -189,25 +330,30 @@ fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainC
 }
 
 impl<T: Real> Run<T> {
-    /// Trains until `cfg.epochs` epochs are done, checkpointing after each epoch.
+    /// Trains until `cfg.epochs` epochs are done, checkpointing after each epoch. When `stop` is
+    /// raised (Ctrl-C), the current step finishes, a checkpoint of the exact position within the
+    /// epoch is written, and `Error::Interrupted` returns; resuming continues bit for bit.
     pub fn train(&mut self, data: &Dataset, dev_data: &DeviceData<T>, obs: &mut dyn Observer) -> Result<()> {
         let cfg = self.cfg.clone();
         let steps = data.n_train() / cfg.batch;
         let alpha = cfg.alpha(data.n_train());
         let metrics = MetricsLog::new(&self.dir);
+        self.adam.clip_norm = cfg.clip_norm;
         let labels_of = |rows: &[u32]| -> Vec<u32> { rows.iter().map(|&r| data.train_labels[r as usize]).collect() };
         while self.state.epochs_done < cfg.epochs {
             let epoch = self.state.epochs_done;
             let lr = cfg.lr_at(epoch);
             obs.epoch_start(epoch + 1, cfg.epochs, steps);
+            // The order generator's position only moves at epoch ends, so a run stopped mid-epoch
+            // draws the same order again.
             let mut order_rng = HostRng::at_position(cfg.seed, ORDER_STREAM, self.state.order_rng_drawn);
             let mut order: Vec<u32> = (0..data.n_train() as u32).collect();
             order_rng.shuffle(&mut order);
             let started = Instant::now();
-            let mut sums = StepScalars::default();
-            let (mut hp_sum, mut hq_sum) = (0.0, 0.0);
+            let first_step = self.state.epoch_step;
+            let mut acc = self.state.partial.take().unwrap_or_default();
             let mut temperature = 0.0;
-            for step in 0..steps {
+            for step in first_step..steps {
                 temperature = cfg.temperature_at(epoch as f64 + step as f64 / steps as f64);
                 let rows = &order[step * cfg.batch..(step + 1) * cfg.batch];
                 let x_u = dev_data.train_batch(rows, self.state.noise.take());
@@ -224,13 +370,19 @@ impl<T: Real> Run<T> {
                     lr,
                     &mut self.state.noise,
                 )?;
-                sums.loss += s.loss;
-                sums.elbo += s.elbo;
-                sums.recon += s.recon;
-                sums.neg_kl += s.neg_kl;
-                hp_sum += s.hp.unwrap_or(0.0);
-                hq_sum += s.hq.unwrap_or(0.0);
                 self.state.steps_done += 1;
+                self.state.epoch_step = step + 1;
+                if s.skipped {
+                    acc.skipped += 1;
+                    self.state.skipped_steps += 1;
+                    self.state.consecutive_skips += 1;
+                    if self.state.consecutive_skips >= cfg.max_skips {
+                        return Err(self.gave_up(epoch, step));
+                    }
+                } else {
+                    self.state.consecutive_skips = 0;
+                    acc.add(&s);
+                }
                 let secs = started.elapsed().as_secs_f64();
                 obs.step(&StepReport {
                     epoch: epoch + 1,
@@ -239,37 +391,94 @@ impl<T: Real> Run<T> {
                     scalars: s,
                     temperature,
                     lr,
-                    examples_per_s: ((step + 1) * cfg.batch) as f64 / secs.max(1e-9),
+                    examples_per_s: ((step + 1 - first_step) * cfg.batch) as f64 / secs.max(1e-9),
                 });
+                if self.stop.load(Ordering::SeqCst) && step + 1 < steps {
+                    acc.seconds += started.elapsed().as_secs_f64();
+                    self.state.partial = Some(acc);
+                    self.save()?;
+                    return Err(self.interrupted());
+                }
             }
-            let secs = started.elapsed().as_secs_f64();
+            let secs = acc.seconds + started.elapsed().as_secs_f64();
             self.state.seconds += secs;
             self.state.epochs_done += 1;
+            self.state.epoch_step = 0;
             self.state.order_rng_drawn = order_rng.position().2;
-            self.state.adam_t = self.adam.t;
-            checkpoint::save(&self.dir, &self.model, &self.adam, &cfg, &self.state)?;
-            let n = steps.max(1) as f64;
+            let n = (steps - acc.skipped).max(1) as f64;
             let mut record = serde_json::json!({
                 "epoch": epoch + 1,
                 "steps": self.state.steps_done,
                 "lr": lr,
                 "temperature": temperature,
-                "loss": sums.loss / n,
-                "elbo": sums.elbo / n,
-                "recon": sums.recon / n,
-                "neg_kl": sums.neg_kl / n,
+                "loss": acc.loss / n,
+                "elbo": acc.elbo / n,
+                "recon": acc.recon / n,
+                "neg_kl": acc.neg_kl / n,
                 "examples_per_s": (steps * cfg.batch) as f64 / secs.max(1e-9),
                 "epoch_seconds": secs,
                 "seconds": self.state.seconds,
+                "skipped_steps": acc.skipped,
             });
             if cfg.labels > 0 {
-                record["hp"] = (hp_sum / n).into();
-                record["hq"] = (hq_sum / n).into();
+                record["hp"] = (acc.hp / n).into();
+                record["hq"] = (acc.hq / n).into();
             }
+            // The checkpoint carries the epoch's line, so a crash before the line is appended
+            // loses nothing: the resume writes it.
+            self.state.last_record = Some(record.clone());
+            self.save()?;
             metrics.append(&record)?;
             obs.epoch_end(&EpochReport { epoch: epoch + 1, epochs: cfg.epochs, record });
+            if self.stop.load(Ordering::SeqCst) && self.state.epochs_done < cfg.epochs {
+                return Err(self.interrupted());
+            }
         }
         Ok(())
+    }
+
+    /// Writes the checkpoint of the current state.
+    fn save(&mut self) -> Result<()> {
+        self.state.adam_t = self.adam.t;
+        self.state.device = Some(self.model.device().name());
+        self.state.threads = Some(rayon::current_num_threads());
+        checkpoint::save(&self.dir, &self.model, &self.adam, &self.cfg, &self.state)
+    }
+
+    fn interrupted(&self) -> Error {
+        let at = if self.state.epoch_step == 0 {
+            format!("after epoch {}", self.state.epochs_done)
+        } else {
+            format!("at step {} of epoch {}", self.state.epoch_step, self.state.epochs_done + 1)
+        };
+        Error::Interrupted(format!(
+            "stopped {at}; the checkpoint in {} is written. Continue with: cagem train --out {} --resume",
+            self.dir.display(),
+            self.dir.display()
+        ))
+    }
+
+    /// The error that ends a run after `max_skips` consecutive skipped steps; the checkpoint on
+    /// disk is the last epoch that ended well.
+    fn gave_up(&self, epoch: usize, step: usize) -> Error {
+        let resume = if self.state.epochs_done > 0 {
+            format!(
+                "the checkpoint of epoch {} in {} is intact: resume it with a smaller rate, e.g. \
+                 `cagem train --out {} --resume --lr {:e}` (or add --clip-norm to a new run)",
+                self.state.epochs_done,
+                self.dir.display(),
+                self.dir.display(),
+                self.cfg.lr / 10.0
+            )
+        } else {
+            "no epoch ended, so there is no checkpoint: start again with a smaller --lr or --clip-norm".to_string()
+        };
+        Error::Diverged(format!(
+            "{} consecutive steps had a non-finite loss or gradient and were skipped (epoch {}, step {}); {resume}",
+            self.state.consecutive_skips,
+            epoch + 1,
+            step + 1
+        ))
     }
 
     /// The labelled rows of the next step: all of them if they fit in a labelled batch,
