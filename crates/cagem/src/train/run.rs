@@ -198,6 +198,7 @@ pub fn open_run<T: Real>(
         log.append(&serde_json::json!({
             "event": "resume",
             "epoch": state.epochs_done,
+            "step": state.epoch_step,
             "changes": changes,
             "device": now.0,
             "threads": now.1,
