@@ -440,6 +440,8 @@ fn bad_input_gets_a_clear_error() {
     fails_with(&train_args(ds, o, &["--z1", "0"]), &["--z1 must be at least 1"]);
     fails_with(&train_args(ds, o, &["--z2", "0"]), &["--z2 must be at least 1"]);
     fails_with(&train_args(ds, o, &["--tf32"]), &["--tf32 needs --device cuda"]);
+    fails_with(&train_args(ds, o, &["--clip-norm", "0"]), &["--clip-norm 0 must be a positive number"]);
+    fails_with(&train_args(ds, o, &["--max-skips", "0"]), &["--max-skips must be at least 1"]);
     fails_with(
         &["train", "--dataset", "omniglot", "--clusters", "10", "--out", o, "--quiet"],
         &["fewer than the 50 classes"],

@@ -142,7 +142,18 @@ fn damaged_checkpoint_metadata_and_state() {
     let path = tmp.path().join(CHECKPOINT_FILE);
     let good = std::fs::read(&path).unwrap();
     let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&good[8..8 + n]).unwrap();
+    let mut header: serde_json::Value = serde_json::from_slice(&good[8..8 + n]).unwrap();
+    // Edited metadata fails the metadata checksum at once; without one (as in checkpoints from
+    // before it existed) the JSON parsers and the state checks below are what must hold.
+    {
+        let mut h = header.clone();
+        h["__metadata__"]["state"] =
+            h["__metadata__"]["state"].as_str().unwrap().replace("\"epochs_done\":1", "\"epochs_done\":2").into();
+        std::fs::write(&path, rebuild(&h, &good[8 + n..])).unwrap();
+        let err = checkpoint::load_meta(tmp.path()).err().expect("edited metadata was accepted").to_string();
+        assert!(err.contains("metadata fails its checksum"), "{err}");
+    }
+    header["__metadata__"].as_object_mut().unwrap().remove(checkpoint::META_CHECKSUM);
     let mut rng = HostRng::new(9, 3);
     for case in 0..240 {
         let key = ["model", "train", "state", "checksums", "format"][case % 5];
@@ -150,11 +161,7 @@ fn damaged_checkpoint_metadata_and_state() {
         let text = h["__metadata__"][key].as_str().unwrap().to_string();
         let bad = String::from_utf8_lossy(&mutate(text.as_bytes(), &mut rng)).into_owned();
         h["__metadata__"][key] = bad.into();
-        let hb = serde_json::to_vec(&h).unwrap();
-        let mut file = (hb.len() as u64).to_le_bytes().to_vec();
-        file.extend_from_slice(&hb);
-        file.extend_from_slice(&good[8 + n..]);
-        std::fs::write(&path, &file).unwrap();
+        std::fs::write(&path, rebuild(&h, &good[8 + n..])).unwrap();
         no_panic("metadata", case, || {
             let _ = checkpoint::load_meta(tmp.path());
             let _ = checkpoint::load::<f32>(tmp.path(), &Device::Cpu);
@@ -180,11 +187,7 @@ fn damaged_checkpoint_metadata_and_state() {
         let mut v: serde_json::Value = serde_json::from_str(h["__metadata__"][key].as_str().unwrap()).unwrap();
         edit(&mut v);
         h["__metadata__"][key] = v.to_string().into();
-        let hb = serde_json::to_vec(&h).unwrap();
-        let mut file = (hb.len() as u64).to_le_bytes().to_vec();
-        file.extend_from_slice(&hb);
-        file.extend_from_slice(&good[8 + n..]);
-        std::fs::write(&path, &file).unwrap();
+        std::fs::write(&path, rebuild(&h, &good[8 + n..])).unwrap();
         let meta = checkpoint::load_meta(tmp.path());
         let err = match meta {
             Err(e) => e.to_string(),
@@ -197,4 +200,13 @@ fn damaged_checkpoint_metadata_and_state() {
     }
     std::fs::write(&path, &good).unwrap();
     open_run::<f32>(tmp.path(), &m, &cfg, &data, &Device::Cpu, true).expect("the intact checkpoint resumes");
+}
+
+/// A safetensors file from a header and the tensors' bytes.
+fn rebuild(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let hb = serde_json::to_vec(header).unwrap();
+    let mut file = (hb.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&hb);
+    file.extend_from_slice(data);
+    file
 }

@@ -3,8 +3,9 @@
 //! "adam.v/<name>"), and in its metadata the model and training configurations and the training
 //! state (epochs done, Adam's step, random-stream positions) as JSON. One file, written to a
 //! temporary name, synced and renamed, so a crash leaves the previous checkpoint intact. The
-//! metadata also holds a CRC-32C of every tensor's bytes ("checksums": {name: hex}), verified at
-//! load, so a damaged file is refused instead of trusted; the file stays plain safetensors.
+//! metadata also holds a CRC-32C of every tensor's bytes ("checksums": {name: hex}) and one of the
+//! metadata itself, verified at load, so a damaged file is refused instead of trusted; the file
+//! stays plain safetensors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,21 @@ pub const CONFIG_FILE: &str = "config.json";
 const FORMAT: &str = "cagem-checkpoint-v1";
 /// The metadata key of the tensors' CRC-32C checksums.
 pub const CHECKSUMS: &str = "checksums";
+/// The metadata key of a CRC-32C over the other metadata entries (configurations, state).
+pub const META_CHECKSUM: &str = "metadata_checksum";
+
+/// CRC-32C over every metadata entry but its own, in key order (key and value each followed by
+/// a NUL, so that no two different maps hash the same bytes).
+fn metadata_crc(meta: &HashMap<String, String>) -> u32 {
+    let mut keys: Vec<&String> = meta.keys().filter(|k| *k != META_CHECKSUM).collect();
+    keys.sort();
+    keys.iter().fold(0, |crc, k| {
+        let crc = crc32c::crc32c_append(crc, k.as_bytes());
+        let crc = crc32c::crc32c_append(crc, &[0]);
+        let crc = crc32c::crc32c_append(crc, meta[*k].as_bytes());
+        crc32c::crc32c_append(crc, &[0])
+    })
+}
 
 /// The configurations of a run as readable JSON (RUN/config.json), with what resumes changed.
 pub fn config_json(model: &ModelConfig, train: &TrainConfig, history: &[serde_json::Value]) -> String {
@@ -68,6 +84,7 @@ pub fn save<T: Real>(
     meta.insert("model".to_string(), serde_json::to_string(&model.cfg).expect("serialise"));
     meta.insert("train".to_string(), serde_json::to_string(train).expect("serialise"));
     meta.insert("state".to_string(), serde_json::to_string(state).expect("serialise"));
+    meta.insert(META_CHECKSUM.to_string(), format!("{:08x}", metadata_crc(&meta)));
     let path = dir.join(CHECKPOINT_FILE);
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::checkpoint(&path, format!("cannot serialise: {e}")))?;
@@ -99,6 +116,16 @@ fn parse_meta(path: &Path, st_meta: &Option<HashMap<String, String>>) -> Result<
         Some(f) if f == FORMAT => {}
         Some(f) => return Err(Error::checkpoint(path, format!("format '{f}', this cagem reads '{FORMAT}'"))),
         None => return Err(Error::checkpoint(path, "no format tag: not written by cagem")),
+    }
+    // Older checkpoints have no metadata checksum (their tensors' notice says they are unverified).
+    if let Some(stored) = meta.get(META_CHECKSUM) {
+        let computed = format!("{:08x}", metadata_crc(meta));
+        if *stored != computed {
+            return Err(Error::checkpoint(
+                path,
+                format!("the metadata fails its checksum (stored {stored}, computed {computed}): the file is corrupt"),
+            ));
+        }
     }
     let field = |k: &str| meta.get(k).ok_or_else(|| Error::checkpoint(path, format!("metadata lacks '{k}'")));
     let bad = |k: &str, e: serde_json::Error| Error::checkpoint(path, format!("metadata '{k}' is malformed: {e}"));

@@ -198,6 +198,7 @@ pub fn open_run<T: Real>(
         log.append(&serde_json::json!({
             "event": "resume",
             "epoch": state.epochs_done,
+            "step": state.epoch_step,
             "changes": changes,
             "device": now.0,
             "threads": now.1,
@@ -461,11 +462,10 @@ impl<T: Real> Run<T> {
     /// The error that ends a run after `max_skips` consecutive skipped steps; the checkpoint on
     /// disk is the last epoch that ended well.
     fn gave_up(&self, epoch: usize, step: usize) -> Error {
-        let resume = if self.state.epochs_done > 0 {
+        let resume = if self.dir.join(checkpoint::CHECKPOINT_FILE).exists() {
             format!(
-                "the checkpoint of epoch {} in {} is intact: resume it with a smaller rate, e.g. \
-                 `cagem train --out {} --resume --lr {:e}` (or add --clip-norm to a new run)",
-                self.state.epochs_done,
+                "the last checkpoint in {} was written before these steps and is intact: resume it with a \
+                 smaller rate, e.g. `cagem train --out {} --resume --lr {:e}` (or add --clip-norm to a new run)",
                 self.dir.display(),
                 self.dir.display(),
                 self.cfg.lr / 10.0
