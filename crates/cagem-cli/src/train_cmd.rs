@@ -1,10 +1,10 @@
 //! `cagem train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use cagem::data::DeviceData;
+use cagem::data::{Dataset, DeviceData};
 use cagem::train::open_run;
-use cagem::{ModelConfig, Result, TrainConfig};
+use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
 use crate::data_source;
@@ -12,7 +12,16 @@ use crate::progress::TrainProgress;
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let device = a.device.open()?;
-    let mut data = data_source::load(&a.dataset, a.data.as_deref())?;
+    let likelihood = if a.likelihood == "gaussian" { Likelihood::Gaussian } else { Likelihood::Bernoulli };
+    let data_dir = a.data.as_deref().map(|d| recorded_dir(&a.dataset, d));
+    let probe = TrainConfig {
+        dataset: a.dataset.clone(),
+        data_dir: data_dir.clone(),
+        valid_fraction: a.valid_fraction,
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
+    let mut data = data_source::for_run(&probe, &ModelConfig { likelihood, ..ModelConfig::default() }, None)?;
     if let Some(n) = a.n_train {
         data = data.truncated(n, data.n_test());
     }
@@ -25,13 +34,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         clusters: a.clusters,
         q_hidden: a.q_hidden,
         p_hidden: a.p_hidden,
+        likelihood,
+        standardize: a.standardize,
         ..ModelConfig::default()
     };
     let cfg = TrainConfig {
         dataset: a.dataset.clone(),
-        data_dir: a.data.as_ref().map(|p| p.display().to_string()),
+        data_dir,
         n_train: a.n_train,
-        labels: a.labels,
+        labels: labels_for(&data, a.labels),
         epochs: a.epochs,
         batch: a.batch,
         labelled_batch: a.labelled_batch,
@@ -39,6 +50,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         lr: a.lr,
         beta: a.beta,
+        valid_fraction: a.valid_fraction,
         ..TrainConfig::default()
     };
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
@@ -59,11 +71,36 @@ pub fn run(a: TrainArgs) -> Result<()> {
         eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
     }
     eprintln!("run folder: {}", out.display());
-    let dev_data = DeviceData::<f32>::new(&device, &data);
+    let dev_data = DeviceData::<f32>::with_likelihood(&device, &data, likelihood, run.model.standardizer().as_ref());
     run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet))?;
     println!("trained {} epochs; checkpoint and metrics in {}", run.state.epochs_done, out.display());
     println!("evaluate with: cagem eval --run {}", out.display());
     Ok(())
+}
+
+/// The data folder as the run records it: absolute for NumPy data, so that commands on the run
+/// find it from any working folder.
+fn recorded_dir(dataset: &str, dir: &Path) -> String {
+    let dir =
+        if dataset == "npy" { std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()) } else { dir.into() };
+    dir.display().to_string()
+}
+
+/// Labelled examples of the run: with partial labels (−1 in train_y.npy) exactly the labelled
+/// ones, none without labels, otherwise the balanced subset of `--labels`.
+fn labels_for(data: &Dataset, requested: usize) -> usize {
+    if data.partial_labels {
+        let n = data.labelled_indices().len();
+        eprintln!("labels: the {n} labelled examples of {} (--labels does not apply)", data.provenance);
+        n
+    } else if data.n_classes == 0 {
+        if requested > 0 {
+            eprintln!("labels: none in {}; training unsupervised (CaGeM-0)", data.provenance);
+        }
+        0
+    } else {
+        requested
+    }
 }
 
 fn default_run_dir(cfg: &TrainConfig, m: &ModelConfig) -> PathBuf {
