@@ -55,7 +55,7 @@ fn write_data(dir: &Path, n: usize, with_test: bool) {
     save(&dir.join("train_y.npy"), &[n as u64], &y);
     if with_test {
         save(&dir.join("test_x.npy"), &[30, 2, 2], &x(30, 0));
-        save(&dir.join("test_y.npy"), &[30], &(0..30).map(|i| (i % 3) as i32).collect::<Vec<_>>());
+        save(&dir.join("test_y.npy"), &[30], &(0..30i32).map(|i| i % 3).collect::<Vec<_>>());
     }
 }
 

@@ -8,7 +8,7 @@ use super::Dataset;
 use crate::error::{Error, Result};
 
 /// Stream of the seed's generator that chooses the held-out examples.
-pub const VALID_STREAM: u64 = 0x5641_4c49_44; // "VALID"
+pub const VALID_STREAM: u64 = 0x0056_414c_4944; // "VALID"
 
 /// `data` with ⌈fraction·N⌉ training examples moved, in their original order, to the test set.
 pub fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<Dataset> {
