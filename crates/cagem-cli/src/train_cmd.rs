@@ -42,7 +42,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         dataset: a.dataset.clone(),
         data_dir,
         n_train: a.n_train,
-        labels: labels_for(&data, a.labels),
+        labels: labels_for(&data, a.labels).0,
         epochs: a.epochs,
         batch: a.batch,
         labelled_batch: a.labelled_batch,
@@ -56,6 +56,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
     eprintln!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
+    if let Some(note) = labels_for(&data, a.labels).1 {
+        eprintln!("labels: {note}");
+    }
     eprintln!(
         "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {}",
         run.cfg.labels,
@@ -87,19 +90,16 @@ fn recorded_dir(dataset: &str, dir: &Path) -> String {
 }
 
 /// Labelled examples of the run: with partial labels (−1 in train_y.npy) exactly the labelled
-/// ones, none without labels, otherwise the balanced subset of `--labels`.
-fn labels_for(data: &Dataset, requested: usize) -> usize {
+/// ones, none without labels, otherwise the balanced subset of `--labels`; and a note saying so
+/// where that is not what `--labels` asked for.
+fn labels_for(data: &Dataset, requested: usize) -> (usize, Option<String>) {
     if data.partial_labels {
         let n = data.labelled_indices().len();
-        eprintln!("labels: the {n} labelled examples of {} (--labels does not apply)", data.provenance);
-        n
+        (n, Some(format!("the {n} labelled examples of train_y.npy (--labels does not apply)")))
     } else if data.n_classes == 0 {
-        if requested > 0 {
-            eprintln!("labels: none in {}; training unsupervised (CaGeM-0)", data.provenance);
-        }
-        0
+        (0, (requested > 0).then(|| "no train_y.npy: training unsupervised (CaGeM-0)".to_string()))
     } else {
-        requested
+        (requested, None)
     }
 }
 

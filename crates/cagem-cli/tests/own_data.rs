@@ -179,6 +179,17 @@ fn numpy_data_without_a_test_set_holds_one_out_or_says_there_is_none() {
     let mut bern = base(&runs[2]);
     bern[6] = "bernoulli".into();
     fails_with(&bern, &["train_x.npy", "outside [0, 1]", "--likelihood gaussian"]);
+    // Fewer clusters than classes; standardising Bernoulli data.
+    let mut few = base(&runs[2]);
+    few[8] = "2".into();
+    fails_with(&few, &["--clusters 2 is fewer than the 3 classes"]);
+    let unit = tmp.path().join("unit");
+    std::fs::create_dir(&unit).unwrap();
+    save(&unit.join("train_x.npy"), &[40, 4], &[0.5f32; 160]);
+    let mut std_bern = base(&runs[2]);
+    (std_bern[4], std_bern[6]) = (unit.display().to_string(), "bernoulli".into());
+    std_bern.push("--standardize".into());
+    fails_with(&std_bern, &["--standardize needs --likelihood gaussian"]);
     // --dataset npy without a folder.
     fails_with(&["train", "--dataset", "npy", "--epochs", "1"], &["--dataset npy needs --data DIR"]);
 }
