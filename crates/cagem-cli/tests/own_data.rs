@@ -89,6 +89,13 @@ fn numpy_data_round_trips_through_train_predict_encode_and_score() {
     ok(&train);
     let config = std::fs::read_to_string(run.join("config.json")).unwrap();
     assert!(config.contains("\"npy\"") && config.contains("\"gaussian\"") && config.contains("\"labels\": 6"));
+    // A resumed run finds the same data, labels and standardisation (from its checkpoint).
+    let mut resume = train.clone();
+    let epochs = resume.iter().position(|a| *a == "--epochs").unwrap() + 1;
+    resume[epochs] = "3";
+    resume.push("--resume");
+    ok(&resume);
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 3);
 
     // From another working folder: the run remembers where its data is.
     let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
