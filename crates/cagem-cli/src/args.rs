@@ -36,6 +36,12 @@ pub enum Command {
     /// Generations over a regular grid of z2 (a model trained with --z2 2), random and
     /// class-conditional side by side, as one PNG (the paper's Figure 3).
     Grid(GridArgs),
+    /// The classifiers p(y|x) and q(y|x) of every example, and their predictions (.npz or .csv).
+    Predict(PredictArgs),
+    /// The posterior means E[z1|x] and E[z2|x] of every example (.npz or .csv).
+    Encode(EncodeArgs),
+    /// The importance-weighted bound log p(x) of every example (.npz or .csv).
+    Score(ScoreArgs),
     /// Derive the 28×28 OMNIGLOT set (area downsampling, split by drawer, alphabet labels) from
     /// the original 105×105 images; its output is what this binary bundles.
     PrepareOmniglot(PrepareOmniglotArgs),
@@ -74,12 +80,27 @@ impl DeviceArgs {
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Folder with the data set's files (default: the copy bundled in the binary): the four
-    /// MNIST files, or the four omniglot28-* files of `cagem prepare-omniglot`.
+    /// MNIST files, the four omniglot28-* files of `cagem prepare-omniglot`, or with
+    /// `--dataset npy` train_x.npy [train_y.npy test_x.npy test_y.npy].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Data set: mnist (10 digit classes) or omniglot (28×28, 50 alphabets as classes).
-    #[arg(long, default_value = "mnist", value_parser = ["mnist", "omniglot"])]
+    /// Data set: mnist (10 digit classes), omniglot (28×28, 50 alphabets as classes), or npy (your
+    /// own NumPy arrays in --data DIR; train_y −1 marks an unlabelled example, and with any −1 the
+    /// labelled set is exactly the labelled examples, whatever --labels says).
+    #[arg(long, default_value = "mnist", value_parser = ["mnist", "omniglot", "npy"])]
     pub dataset: String,
+    /// p(x|y,z1): bernoulli (data in [0, 1], dynamically binarised) or gaussian (real-valued
+    /// data; a learned diagonal variance).
+    #[arg(long, default_value = "bernoulli", value_parser = ["bernoulli", "gaussian"])]
+    pub likelihood: String,
+    /// Standardise every feature with the training set's mean and standard deviation (stored in
+    /// the run and applied by every command; Gaussian likelihood only).
+    #[arg(long)]
+    pub standardize: bool,
+    /// Hold out this fraction of the training set (chosen with --seed) as the test set, for data
+    /// without test_x.npy.
+    #[arg(long, value_name = "F")]
+    pub valid_fraction: Option<f64>,
     /// Labelled training examples, spread evenly over the classes (0: unsupervised CaGeM-0).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub labels: usize,
@@ -295,4 +316,59 @@ pub struct GridArgs {
     /// Seed of the z1 draws (shared by both panels).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// What predict, encode and score read and write.
+#[derive(Args, Debug)]
+pub struct OutputCommon {
+    /// The run folder written by `cagem train`.
+    #[arg(long, value_name = "RUN")]
+    pub run: PathBuf,
+    /// The file to write: .npz (NumPy arrays) or .csv (a header row, one row per example).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Folder with the data files, if not the one recorded in the run.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Which split of the data: test or train.
+    #[arg(long, default_value = "test", value_parser = ["test", "train"])]
+    pub split: String,
+    /// New examples instead of a split: an N×H×W or N×D .npy array of the model's input shape.
+    #[arg(long, value_name = "F.npy", conflicts_with_all = ["data", "split"])]
+    pub input: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub common: OutputCommon,
+    /// Samples of z1 (and of z2 per cluster) averaged in p(y|x) and q(y|x).
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub samples: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct EncodeArgs {
+    #[command(flatten)]
+    pub common: OutputCommon,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub common: OutputCommon,
+    /// Importance samples per example.
+    #[arg(long, default_value_t = 5000, value_name = "K")]
+    pub k: usize,
+    /// How the importance weights treat y: summed exactly (sum-y) or sampled (sample-y).
+    #[arg(long, default_value = "sum-y", value_parser = ["sum-y", "sample-y"])]
+    pub estimator: String,
+    /// Samples × images per IW forward pass (memory against speed).
+    #[arg(long, default_value_t = 1000, value_name = "ROWS")]
+    pub chunk: usize,
 }

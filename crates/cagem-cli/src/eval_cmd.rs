@@ -16,8 +16,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let device = a.device.open()?;
     let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
-    let dir = a.data.clone().or_else(|| meta.train.data_dir.clone().map(Into::into));
-    let data = data_source::load(&meta.train.dataset, dir.as_deref())?;
+    let data = data_source::for_run(&meta.train, &meta.model, a.data.as_deref())?;
     if data.dim() != model.cfg.x_dim {
         return Err(Error::config(format!(
             "the run's model expects {} pixels, the data has {}",
@@ -25,15 +24,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
             data.dim()
         )));
     }
+    if data.n_test() == 0 {
+        return Err(data_source::no_test_set(&data));
+    }
     if let Some(n) = a.n_test
         && (n == 0 || n > data.n_test())
     {
         return Err(Error::config(format!("--n-test {n} must be between 1 and {}", data.n_test())));
     }
-    if data.n_test() == 0 {
-        return Err(Error::config(format!("the {} test set has no images", meta.train.dataset)));
-    }
-    let dev_data = DeviceData::<f32>::new(&device, &data);
+    let dev_data =
+        DeviceData::<f32>::with_likelihood(&device, &data, model.cfg.likelihood, model.standardizer().as_ref());
     let estimator = if a.estimator == "sample-y" { IwEstimator::SampleY } else { IwEstimator::SumY };
     let opts = EvalOptions {
         k: a.k,
@@ -55,8 +55,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     println!("test images       {}", report.n_test);
     println!("IW-{:<6} bound    {:.3} nats   ({})", report.iw_k, report.log_likelihood, report.estimator);
     println!("test ELBO         {:.3} nats", report.elbo);
-    println!("error p(y|x)      {:.2} %   ({})", 100.0 * report.error_p, report.error_mapping);
-    println!("error q(y|x)      {:.2} %", 100.0 * report.error_q);
+    let pct =
+        |e: Option<f64>| e.map_or("n/a (no labelled test example)".to_string(), |e| format!("{:.2} %", 100.0 * e));
+    println!("error p(y|x)      {}   ({})", pct(report.error_p), report.error_mapping);
+    println!("error q(y|x)      {}", pct(report.error_q));
     println!("KL[q(z2|x,y)‖p]   {:.3} nats", report.kl_z2);
     println!(
         "active units      z1 {}/{}  z2 {}/{}",

@@ -4,6 +4,7 @@ mod args;
 mod bench_cmd;
 mod data_source;
 mod eval_cmd;
+mod outputs_cmd;
 mod pictures_cmd;
 mod prepare_cmd;
 mod progress;
@@ -39,6 +40,9 @@ fn main() {
         Command::Reconstruct(a) => pictures_cmd::reconstruct(a),
         Command::Latent(a) => pictures_cmd::latent(a),
         Command::Grid(a) => pictures_cmd::grid(a),
+        Command::Predict(a) => outputs_cmd::predict(a),
+        Command::Encode(a) => outputs_cmd::encode(a),
+        Command::Score(a) => outputs_cmd::score(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
     };
     match result {

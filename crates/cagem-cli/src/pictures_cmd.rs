@@ -22,8 +22,17 @@ fn load_run(run: &Path, device: &DeviceArgs) -> Result<(Cagem<f32>, checkpoint::
 }
 
 fn load_data(meta: &checkpoint::CheckpointMeta) -> Result<Dataset> {
-    let dir = meta.train.data_dir.clone().map(std::path::PathBuf::from);
-    data_source::load(&meta.train.dataset, dir.as_deref())
+    let data = data_source::for_run(&meta.train, &meta.model, None)?;
+    if data.n_test() == 0 {
+        return Err(data_source::no_test_set(&data));
+    }
+    Ok(data)
+}
+
+/// The first `n` test examples as the model sees them.
+fn test_rows(model: &Cagem<f32>, data: &Dataset, n: usize) -> DeviceData<f32> {
+    let st = model.standardizer();
+    DeviceData::<f32>::with_likelihood(&model.device(), &data.truncated(2, n), model.cfg.likelihood, st.as_ref())
 }
 
 fn check_zoom(z: usize) -> Result<()> {
@@ -86,11 +95,14 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     if a.n == 0 || a.n > data.n_test() {
         return Err(Error::config(format!("--n must be between 1 and the {} test images", data.n_test())));
     }
-    let dev = model.device();
-    let dd = DeviceData::<f32>::new(&dev, &data.truncated(2, a.n));
+    let dd = test_rows(&model, &data, a.n);
     let x = dd.test_batch(0, a.n);
     let recon = model.reconstruct(&x);
-    let orig: Vec<f64> = x.to_f64_vec();
+    // The originals in the data's units (binarised for Bernoulli, as the model sees them).
+    let orig: Vec<f64> = match model.cfg.likelihood {
+        cagem::Likelihood::Bernoulli => x.to_f64_vec(),
+        cagem::Likelihood::Gaussian => data.test_features::<f64>()[..a.n * model.cfg.x_dim].to_vec(),
+    };
     // Pairs in adjacent columns: original, reconstruction.
     let d = model.cfg.x_dim;
     let mut pairs = Vec::with_capacity(2 * a.n * d);
@@ -111,19 +123,17 @@ pub fn latent(a: LatentArgs) -> Result<()> {
     if n < 3 || n > data.n_test() {
         return Err(Error::config(format!("--n-test must be between 3 and {}", data.n_test())));
     }
-    let dev = model.device();
-    let dd = DeviceData::<f32>::new(&dev, &data.truncated(2, n));
-    let (mut z1, mut z2) = (Vec::new(), Vec::new());
-    let chunk = 500;
-    for start in (0..n).step_by(chunk) {
-        let b = chunk.min(n - start);
-        let (m1, m2) = model.latent_means(&dd.test_batch(start, b));
-        z1.extend(m1);
-        z2.extend(m2);
+    let dd = test_rows(&model, &data, n);
+    let (z1, z2) = cagem::eval::posterior_means(&mut model, &dd.test, &mut |_| {});
+    let (p1, v1) = cagem::pca::pca2(&z1, model.cfg.z1);
+    let (p2, v2) = cagem::pca::pca2(&z2, model.cfg.z2);
+    let mut names: Vec<String> = (0..data.n_classes).map(|c| c.to_string()).collect();
+    let mut labels = data.test_labels[..n].to_vec();
+    if labels.contains(&cagem::data::UNLABELLED) {
+        // Unlabelled examples get a colour of their own.
+        labels.iter_mut().filter(|l| **l == cagem::data::UNLABELLED).for_each(|l| *l = names.len() as u32);
+        names.push("unlabelled".into());
     }
-    let (p1, v1) = cagem::pictures::pca2(&z1, model.cfg.z1);
-    let (p2, v2) = cagem::pictures::pca2(&z2, model.cfg.z2);
-    let names: Vec<String> = (0..data.n_classes).map(|c| c.to_string()).collect();
     let axes =
         |v: [f64; 2]| [format!("PC 1 ({:.0}% of variance)", 100.0 * v[0]), format!("PC 2 ({:.0}%)", 100.0 * v[1])];
     let panels = [
@@ -135,7 +145,7 @@ pub fn latent(a: LatentArgs) -> Result<()> {
         },
     ];
     let (w, h) = (1600, 800);
-    scatter_panels(&a.out, &panels, &data.test_labels[..n], &names, (w, h))?;
+    scatter_panels(&a.out, &panels, &labels, &names, (w, h))?;
     done(&a.out, w as usize, h as usize)
 }
 

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cagem::data::DeviceData;
+use cagem::data::{Dataset, DeviceData};
 use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::train::open_run;
-use cagem::{ModelConfig, Result, TrainConfig};
+use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
 use crate::data_source;
@@ -20,15 +20,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
         (Some(out), true) => Some(checkpoint::load_meta(out)?),
         _ => None,
     };
-    let (mut model_cfg, cfg) = requested(&a, saved.as_ref());
-    let mut data = data_source::load(&cfg.dataset, cfg.data_dir.as_deref().map(Path::new))?;
+    let (mut model_cfg, mut cfg) = requested(&a, saved.as_ref());
+    let mut data = data_source::for_run(&cfg, &model_cfg, None)?;
     if let Some(n) = cfg.n_train {
         data = data.truncated(n, data.n_test());
     }
     (model_cfg.x_dim, model_cfg.height, model_cfg.width) = (data.dim(), data.height, data.width);
+    let (labels, labels_note) = labels_for(&data, cfg.labels);
+    cfg.labels = labels;
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
     eprintln!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
+    if let Some(note) = labels_note {
+        eprintln!("labels: {note}");
+    }
     eprintln!(
         "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {}",
         run.cfg.labels,
@@ -45,7 +50,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     eprintln!("run folder: {}", out.display());
     stop_on_signal(run.stop.clone());
-    let dev_data = DeviceData::<f32>::new(&device, &data);
+    let dev_data =
+        DeviceData::<f32>::with_likelihood(&device, &data, model_cfg.likelihood, run.model.standardizer().as_ref());
     run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet))?;
     println!("trained {} epochs; checkpoint and metrics in {}", run.state.epochs_done, out.display());
     println!("evaluate with: cagem eval --run {}", out.display());
@@ -83,7 +89,8 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
     }
     take! {
         t.dataset => "dataset" = a.dataset.clone(),
-        t.data_dir => "data" = a.data.as_ref().map(|p| p.display().to_string()),
+        t.data_dir => "data" = a.data.as_deref().map(|d| recorded_dir(&a.dataset, d)),
+        t.valid_fraction => "valid_fraction" = a.valid_fraction,
         t.n_train => "n_train" = a.n_train,
         t.labels => "labels" = a.labels,
         t.epochs => "epochs" = a.epochs,
@@ -100,8 +107,32 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         m.clusters => "clusters" = a.clusters,
         m.q_hidden => "q_hidden" = a.q_hidden,
         m.p_hidden => "p_hidden" = a.p_hidden,
+        m.likelihood => "likelihood" = if a.likelihood == "gaussian" { Likelihood::Gaussian } else { Likelihood::Bernoulli },
+        m.standardize => "standardize" = a.standardize,
     }
     (m, t)
+}
+
+/// The data folder as the run records it: absolute for NumPy data, so that commands on the run
+/// find it from any working folder.
+fn recorded_dir(dataset: &str, dir: &Path) -> String {
+    let dir =
+        if dataset == "npy" { std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()) } else { dir.into() };
+    dir.display().to_string()
+}
+
+/// Labelled examples of the run: with partial labels (−1 in train_y.npy) exactly the labelled
+/// ones, none without labels, otherwise the balanced subset of `--labels`; and a note saying so
+/// where that is not what `--labels` asked for.
+fn labels_for(data: &Dataset, requested: usize) -> (usize, Option<String>) {
+    if data.partial_labels {
+        let n = data.labelled_indices().len();
+        (n, Some(format!("the {n} labelled examples of train_y.npy (--labels does not apply)")))
+    } else if data.n_classes == 0 {
+        (0, (requested > 0).then(|| "no train_y.npy: training unsupervised (CaGeM-0)".to_string()))
+    } else {
+        (requested, None)
+    }
 }
 
 fn default_run_dir(cfg: &TrainConfig, m: &ModelConfig) -> PathBuf {

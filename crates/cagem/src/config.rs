@@ -21,6 +21,33 @@ pub struct ModelConfig {
     pub p_hidden: [usize; 2],
     pub bn_eps: f64,
     pub bn_momentum: f64,
+    /// The distribution p(x|y,z1) (absent in older checkpoints: Bernoulli).
+    #[serde(default)]
+    pub likelihood: Likelihood,
+    /// Whether the inputs are standardised per feature with the training set's mean and standard
+    /// deviation, stored in the model (Gaussian likelihood only).
+    #[serde(default)]
+    pub standardize: bool,
+}
+
+/// The observation model p(x|y,z1) (section 2 of the paper names both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Likelihood {
+    /// Bernoulli(σ(logits)) for data in [0, 1], dynamically binarised in training.
+    #[default]
+    Bernoulli,
+    /// N(μ, diag σ²) with a learned log-variance head, for real-valued data.
+    Gaussian,
+}
+
+impl Likelihood {
+    pub fn name(self) -> &'static str {
+        match self {
+            Likelihood::Bernoulli => "bernoulli",
+            Likelihood::Gaussian => "gaussian",
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -36,6 +63,8 @@ impl Default for ModelConfig {
             p_hidden: [512, 1024],
             bn_eps: 1e-5,
             bn_momentum: 0.1,
+            likelihood: Likelihood::Bernoulli,
+            standardize: false,
         }
     }
 }
@@ -81,6 +110,11 @@ impl ModelConfig {
                 self.bn_eps, self.bn_momentum
             )));
         }
+        if self.standardize && self.likelihood != Likelihood::Gaussian {
+            return Err(crate::Error::config(
+                "--standardize needs --likelihood gaussian (Bernoulli data must stay in [0, 1])",
+            ));
+        }
         Ok(())
     }
 }
@@ -88,7 +122,7 @@ impl ModelConfig {
 /// A training run (appendix C of the paper for the defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// "mnist" or "omniglot".
+    /// "mnist", "omniglot" or "npy" (a folder of NumPy arrays, `data_dir`).
     pub dataset: String,
     /// Folder with the data files instead of the bundled copy.
     pub data_dir: Option<String>,
@@ -110,6 +144,9 @@ pub struct TrainConfig {
     pub lr_decay_every: usize,
     /// β of α = β·(N_u + N_l)/N_l.
     pub beta: f64,
+    /// Fraction of the training set held out (seeded) as the test set, for data without one.
+    #[serde(default)]
+    pub valid_fraction: Option<f64>,
     /// Global gradient-norm clipping threshold (None: off, as in the paper).
     #[serde(default)]
     pub clip_norm: Option<f64>,
@@ -140,6 +177,7 @@ impl Default for TrainConfig {
             beta: 0.1,
             clip_norm: None,
             max_skips: default_max_skips(),
+            valid_fraction: None,
         }
     }
 }

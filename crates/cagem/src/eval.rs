@@ -11,11 +11,11 @@
 
 use std::time::Instant;
 
-use cagem_autodiff::{Graph, Real};
+use cagem_autodiff::{Graph, Real, Tensor};
 use cagem_kernels::gaussian::clamp_logvar;
 use serde::Serialize;
 
-use crate::data::DeviceData;
+use crate::data::{DeviceData, UNLABELLED};
 use crate::model::{Cagem, IwEstimator, NoiseStreams};
 use crate::nn::BnUse;
 
@@ -60,8 +60,9 @@ pub struct EvalReport {
     pub log_likelihood: f64,
     /// Mean test ELBO in nats.
     pub elbo: f64,
-    pub error_p: f64,
-    pub error_q: f64,
+    /// Error rates over the labelled examples (None: no example has a label).
+    pub error_p: Option<f64>,
+    pub error_q: Option<f64>,
     /// How predicted clusters were turned into classes for the error rates.
     pub error_mapping: &'static str,
     /// Mean E_{q(y|x)} KL[q(z2|x,y,z1) ‖ p(z2)] in nats.
@@ -105,29 +106,201 @@ fn argmax(v: &[f64]) -> usize {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0)
 }
 
-/// Error rate of cluster predictions. With `clusters_are_classes` cluster k means class k;
-/// otherwise each cluster is named by the class most frequent among the images assigned to it.
-fn classification_error(predicted: &[usize], truth: &[u32], clusters: usize, clusters_are_classes: bool) -> f64 {
+/// Error rate of cluster predictions over the examples with a label (None if there are none).
+/// With `clusters_are_classes` cluster k means class k; otherwise each cluster is named by the
+/// class most frequent among the labelled images assigned to it.
+pub fn classification_error(
+    predicted: &[usize],
+    truth: &[u32],
+    clusters: usize,
+    clusters_are_classes: bool,
+) -> Option<f64> {
+    let (predicted, truth): (Vec<usize>, Vec<u32>) =
+        predicted.iter().zip(truth).filter(|(_, t)| **t != UNLABELLED).map(|(&p, &t)| (p, t)).unzip();
     if predicted.is_empty() {
-        return 0.0;
+        return None;
     }
     let names: Vec<usize> = if clusters_are_classes {
         (0..clusters).collect()
     } else {
         let classes = truth.iter().map(|&t| t as usize + 1).max().unwrap_or(1);
         let mut counts = vec![vec![0usize; classes]; clusters];
-        for (&p, &t) in predicted.iter().zip(truth) {
+        for (&p, &t) in predicted.iter().zip(&truth) {
             counts[p][t as usize] += 1;
         }
         counts.iter().map(|c| (0..classes).max_by_key(|&j| (c[j], std::cmp::Reverse(j))).unwrap_or(0)).collect()
     };
-    let wrong = predicted.iter().zip(truth).filter(|&(&p, &t)| names[p] != t as usize).count();
-    wrong as f64 / predicted.len() as f64
+    let wrong = predicted.iter().zip(&truth).filter(|&(&p, &t)| names[p] != t as usize).count();
+    Some(wrong as f64 / predicted.len() as f64)
 }
 
 fn log_sum_exp2(a: f64, b: f64) -> f64 {
     let m = a.max(b);
     if m == f64::NEG_INFINITY { m } else { m + ((a - m).exp() + (b - m).exp()).ln() }
+}
+
+/// Per-example results of the IW pass.
+pub struct IwPerExample {
+    /// The IW-k bound log p̂(x) of each example, in nats.
+    pub log_likelihood: Vec<f64>,
+    /// p(y|x) and q(y|x), N × K, averaged over the classifier samples (see `iw_per_example`).
+    pub p_y: Vec<f64>,
+    pub q_y: Vec<f64>,
+}
+
+/// Adds, for the S samples of each of `nimg` images, q(y|z1,x) to `pq` and
+/// Σ_y' q(y'|z1,x) p(y|z2_y') (y summed; with y sampled, p(y|z2) through the sampled y) to `pp`
+/// (both nimg × K). `lq` and `lp` are laid out as in `IwChunk`.
+pub fn accumulate_class_probs(
+    lq: &[f64],
+    lp: &[f64],
+    s: usize,
+    nimg: usize,
+    kk: usize,
+    estimator: IwEstimator,
+    pq: &mut [f64],
+    pp: &mut [f64],
+) {
+    let sn = s * nimg;
+    for i in 0..nimg {
+        let (pq, pp) = (&mut pq[i * kk..(i + 1) * kk], &mut pp[i * kk..(i + 1) * kk]);
+        for smp in 0..s {
+            let row = smp * nimg + i;
+            for y1 in 0..kk {
+                let q = lq[row * kk + y1].exp();
+                pq[y1] += q;
+                if estimator == IwEstimator::SumY {
+                    // Σ_y' q(y'|z1,x) p(y|z2_y')
+                    let prow = (y1 * sn + row) * kk;
+                    for y in 0..kk {
+                        pp[y] += q * lp[prow + y].exp();
+                    }
+                }
+            }
+            if estimator == IwEstimator::SampleY {
+                // p(y|z2) with z2 ~ q(z2|x) through the sampled y.
+                for y in 0..kk {
+                    pp[y] += lp[row * kk + y].exp();
+                }
+            }
+        }
+    }
+}
+
+/// The IW-k bound of every row of `x` (N × x_dim, already binarised or standardised), sample
+/// chunks combined by logsumexp in f64, and the classifiers p(y|x), q(y|x) from the first chunk
+/// of samples. `progress(done)` counts images. Includes the log-Jacobian of the model's
+/// standardisation, so the bound is a density of the data in its own units.
+pub fn iw_per_example<T: Real>(
+    model: &mut Cagem<T>,
+    x: &Tensor<T>,
+    opts: &EvalOptions,
+    noise: &mut NoiseStreams,
+    progress: &mut dyn FnMut(usize),
+) -> IwPerExample {
+    let n = x.rows();
+    let kk = model.cfg.clusters;
+    let dev = model.device();
+    let jacobian = model.standardizer().map_or(0.0, |s| s.log_jacobian());
+    let k = opts.k.max(1);
+    let per_group = (opts.chunk_rows / k).clamp(1, n.max(1));
+    let mut out =
+        IwPerExample { log_likelihood: Vec::with_capacity(n), p_y: vec![0.0; n * kk], q_y: vec![0.0; n * kk] };
+    let mut start = 0;
+    while start < n {
+        let nimg = per_group.min(n - start);
+        let s_per_chunk = (opts.chunk_rows / nimg).clamp(1, k);
+        let mut lse = vec![f64::NEG_INFINITY; nimg];
+        let mut done = 0;
+        let mut first = true;
+        while done < k {
+            let s = s_per_chunk.min(k - done);
+            let mut g = Graph::<T>::new(&dev);
+            g.set_grad_enabled(false);
+            let xv = g.constant(x.rows_range(start, nimg));
+            let c = model.iw_chunk(&mut g, xv, s, opts.estimator, noise);
+            for (acc, v) in lse.iter_mut().zip(g.value(c.log_sum_w).to_f64_vec()) {
+                *acc = log_sum_exp2(*acc, v);
+            }
+            if first {
+                let (lq, lp) = (g.value(c.log_qy).to_f64_vec(), g.value(c.log_py).to_f64_vec());
+                let range = start * kk..(start + nimg) * kk;
+                let (pq, pp) = (&mut out.q_y[range.clone()], &mut out.p_y[range]);
+                accumulate_class_probs(&lq, &lp, s, nimg, kk, c.estimator, pq, pp);
+                pq.iter_mut().chain(pp.iter_mut()).for_each(|v| *v /= s as f64);
+                first = false;
+            }
+            done += s;
+        }
+        out.log_likelihood.extend(lse.iter().map(|l| l - (k as f64).ln() + jacobian));
+        start += nimg;
+        progress(start);
+    }
+    out
+}
+
+/// p(y|x) and q(y|x) (N × K each) of the rows of `x`, averaged over `samples` draws of z1 (and
+/// of z2 per cluster): the classifiers of `evaluate` without the rest of the model.
+/// `progress(done)` counts images.
+pub fn class_probabilities<T: Real>(
+    model: &mut Cagem<T>,
+    x: &Tensor<T>,
+    samples: usize,
+    chunk_rows: usize,
+    noise: &mut NoiseStreams,
+    progress: &mut dyn FnMut(usize),
+) -> (Vec<f64>, Vec<f64>) {
+    let (n, kk, dev) = (x.rows(), model.cfg.clusters, model.device());
+    let samples = samples.max(1);
+    let per_group = (chunk_rows / samples).clamp(1, n.max(1));
+    let (mut p_y, mut q_y) = (vec![0.0; n * kk], vec![0.0; n * kk]);
+    let mut start = 0;
+    while start < n {
+        let nimg = per_group.min(n - start);
+        let s_per_chunk = (chunk_rows / nimg).clamp(1, samples);
+        let range = start * kk..(start + nimg) * kk;
+        let mut done = 0;
+        while done < samples {
+            let s = s_per_chunk.min(samples - done);
+            let mut g = Graph::<T>::new(&dev);
+            g.set_grad_enabled(false);
+            let xv = g.constant(x.rows_range(start, nimg));
+            let (lq, lp) = model.class_chunk(&mut g, xv, s, noise);
+            let (lq, lp) = (g.value(lq).to_f64_vec(), g.value(lp).to_f64_vec());
+            let (pq, pp) = (&mut q_y[range.clone()], &mut p_y[range.clone()]);
+            accumulate_class_probs(&lq, &lp, s, nimg, kk, IwEstimator::SumY, pq, pp);
+            done += s;
+        }
+        p_y[range.clone()].iter_mut().chain(q_y[range].iter_mut()).for_each(|v| *v /= samples as f64);
+        start += nimg;
+        progress(start);
+    }
+    (p_y, q_y)
+}
+
+/// Posterior means E[z1|x] (N × z1) and E[z2|x] (N × z2) of the rows of `x`, in batches of 500
+/// (what `latent` plots and `encode` writes). `progress(done)` counts images.
+pub fn posterior_means<T: Real>(
+    model: &mut Cagem<T>,
+    x: &Tensor<T>,
+    progress: &mut dyn FnMut(usize),
+) -> (Vec<f64>, Vec<f64>) {
+    let n = x.rows();
+    let (mut z1, mut z2) = (Vec::new(), Vec::new());
+    let chunk = 500;
+    for start in (0..n).step_by(chunk) {
+        let b = chunk.min(n - start);
+        let (m1, m2) = model.latent_means(&x.rows_range(start, b));
+        z1.extend(m1);
+        z2.extend(m2);
+        progress(start + b);
+    }
+    (z1, z2)
+}
+
+/// The most likely cluster of each row of an N × K matrix.
+pub fn argmax_rows(p: &[f64], k: usize) -> Vec<usize> {
+    p.chunks_exact(k).map(argmax).collect()
 }
 
 /// Evaluates `model` on the test images of `data` with their `labels`. `progress(done, total)`
@@ -139,11 +312,25 @@ pub fn evaluate<T: Real>(
     opts: &EvalOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> EvalReport {
+    evaluate_rows(model, &data.test, labels, opts, progress)
+}
+
+/// Evaluates `model` on the rows of `x` (binarised or standardised as the model needs) with
+/// their `labels` (UNLABELLED where unknown; errors count the labelled rows only).
+pub fn evaluate_rows<T: Real>(
+    model: &mut Cagem<T>,
+    x: &Tensor<T>,
+    labels: &[u32],
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> EvalReport {
     let started = Instant::now();
-    let n = opts.n_test.unwrap_or(data.n_test).min(data.n_test);
+    let n = opts.n_test.unwrap_or(x.rows()).min(x.rows());
+    let x = x.rows_range(0, n);
     let k_clusters = model.cfg.clusters;
     let (dz1, dz2) = (model.cfg.z1, model.cfg.z2);
     let dev = model.device();
+    let jacobian = model.standardizer().map_or(0.0, |s| s.log_jacobian());
     let mut noise = NoiseStreams::new(opts.seed);
     let total = 2 * n;
 
@@ -156,13 +343,13 @@ pub fn evaluate<T: Real>(
         let b = batch.min(n - start);
         let mut g = Graph::<T>::new(&dev);
         g.set_grad_enabled(false);
-        let x = g.constant(data.test_batch(start, b));
-        let t = model.elbo_terms(&mut g, BnUse::Eval, x, &mut noise);
+        let xv = g.constant(x.rows_range(start, b));
+        let t = model.elbo_terms(&mut g, BnUse::Eval, xv, &mut noise);
         let get = |v| g.value(v).to_f64_vec();
         let (recon, neg_kl, qy, mu1, mu2, lv2) =
             (get(t.recon), get(t.neg_kl), get(t.qy), get(t.mu1), get(t.mu2), get(t.logvar2));
         for i in 0..b {
-            elbo_sum += recon[i] + neg_kl[i];
+            elbo_sum += recon[i] + neg_kl[i] + jacobian;
             var1.add(&mu1[i * dz1..(i + 1) * dz1]);
             let mut mean2 = vec![0.0; dz2];
             for k in 0..k_clusters {
@@ -187,69 +374,19 @@ pub fn evaluate<T: Real>(
     }
 
     // Pass 2: the IW-k bound and the classifiers.
+    let iw = iw_per_example(model, &x, opts, &mut noise, &mut |done| progress(n + done, total));
     let k = opts.k.max(1);
-    let per_group = (opts.chunk_rows / k).clamp(1, n.max(1));
-    let mut ll_sum = 0.0;
-    let (mut predicted_p, mut predicted_q) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut start = 0;
-    while start < n {
-        let nimg = per_group.min(n - start);
-        let s_per_chunk = (opts.chunk_rows / nimg).clamp(1, k);
-        let mut lse = vec![f64::NEG_INFINITY; nimg];
-        let mut done = 0;
-        let mut first = true;
-        while done < k {
-            let s = s_per_chunk.min(k - done);
-            let mut g = Graph::<T>::new(&dev);
-            g.set_grad_enabled(false);
-            let x = g.constant(data.test_batch(start, nimg));
-            let c = model.iw_chunk(&mut g, x, s, opts.estimator, &mut noise);
-            for (acc, v) in lse.iter_mut().zip(g.value(c.log_sum_w).to_f64_vec()) {
-                *acc = log_sum_exp2(*acc, v);
-            }
-            if first {
-                let (lq, lp) = (g.value(c.log_qy).to_f64_vec(), g.value(c.log_py).to_f64_vec());
-                let (sn, kk) = (s * nimg, k_clusters);
-                for i in 0..nimg {
-                    let (mut pq, mut pp) = (vec![0.0; kk], vec![0.0; kk]);
-                    for smp in 0..s {
-                        let row = smp * nimg + i;
-                        for y1 in 0..kk {
-                            let q = lq[row * kk + y1].exp();
-                            pq[y1] += q;
-                            if c.estimator == IwEstimator::SumY {
-                                // Σ_y' q(y'|z1,x) p(y|z2_y')
-                                let prow = (y1 * sn + row) * kk;
-                                for y in 0..kk {
-                                    pp[y] += q * lp[prow + y].exp();
-                                }
-                            }
-                        }
-                        if c.estimator == IwEstimator::SampleY {
-                            // p(y|z2) with z2 ~ q(z2|x) through the sampled y.
-                            for y in 0..kk {
-                                pp[y] += lp[row * kk + y].exp();
-                            }
-                        }
-                    }
-                    predicted_q.push(argmax(&pq));
-                    predicted_p.push(argmax(&pp));
-                }
-                first = false;
-            }
-            done += s;
-        }
-        ll_sum += lse.iter().map(|l| l - (k as f64).ln()).sum::<f64>();
-        start += nimg;
-        progress(n + start, total);
-    }
+    let ll_sum: f64 = iw.log_likelihood.iter().sum();
+    let (predicted_p, predicted_q) = (argmax_rows(&iw.p_y, k_clusters), argmax_rows(&iw.q_y, k_clusters));
     let nf = n.max(1) as f64;
+    let error =
+        |predicted: &[usize]| classification_error(predicted, &labels[..n], k_clusters, opts.clusters_are_classes);
     EvalReport {
         iw_k: k,
         log_likelihood: ll_sum / nf,
         elbo: elbo_sum / nf,
-        error_p: classification_error(&predicted_p, &labels[..n], k_clusters, opts.clusters_are_classes),
-        error_q: classification_error(&predicted_q, &labels[..n], k_clusters, opts.clusters_are_classes),
+        error_p: error(&predicted_p),
+        error_q: error(&predicted_q),
         error_mapping: if opts.clusters_are_classes {
             "cluster k is class k"
         } else {
@@ -272,12 +409,16 @@ mod tests {
     fn errors_with_named_and_anonymous_clusters() {
         let truth = [0u32, 0, 1, 1, 2, 2];
         // Clusters trained as classes: cluster k must be class k.
-        assert_eq!(classification_error(&[0, 0, 1, 2, 2, 2], &truth, 3, true), 1.0 / 6.0);
+        assert_eq!(classification_error(&[0, 0, 1, 2, 2, 2], &truth, 3, true), Some(1.0 / 6.0));
         // Anonymous clusters, permuted and one extra: each is named by its majority class.
         let predicted = [2, 2, 0, 0, 3, 1];
-        assert_eq!(classification_error(&predicted, &truth, 4, true), 1.0);
-        assert_eq!(classification_error(&predicted, &truth, 4, false), 0.0);
+        assert_eq!(classification_error(&predicted, &truth, 4, true), Some(1.0));
+        assert_eq!(classification_error(&predicted, &truth, 4, false), Some(0.0));
         // A cluster mixing two classes costs its minority.
-        assert_eq!(classification_error(&[1, 1, 1, 0, 0, 0], &truth, 2, false), 2.0 / 6.0);
+        assert_eq!(classification_error(&[1, 1, 1, 0, 0, 0], &truth, 2, false), Some(2.0 / 6.0));
+        // Unlabelled examples do not count; none labelled: no error rate.
+        let u = super::UNLABELLED;
+        assert_eq!(classification_error(&[0, 1, 1], &[0, u, 0], 2, true), Some(0.5));
+        assert_eq!(classification_error(&[0, 1], &[u, u], 2, true), None);
     }
 }

@@ -9,11 +9,13 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod model;
 pub mod nn;
+pub mod pca;
 pub mod pictures;
 pub mod train;
 
-pub use config::{ModelConfig, TrainConfig};
+pub use config::{Likelihood, ModelConfig, TrainConfig};
 pub use error::{Error, Result};
 pub use model::{Cagem, NoiseStreams};

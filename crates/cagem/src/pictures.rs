@@ -1,5 +1,5 @@
 //! Pictures: grids of generated or reconstructed images as grey PNGs, and two-panel scatter
-//! plots of latent-space PCA projections (plotters, rendered into memory with an embedded
+//! plots of latent-space PCA projections (crate::pca) (plotters, rendered into memory with an embedded
 //! DejaVu font, so no system fonts are needed). Files are written atomically.
 
 use std::path::Path;
@@ -88,84 +88,6 @@ pub fn side_by_side(parts: &[GrayImage], gap: usize) -> GrayImage {
         x0 += p.width + gap;
     }
     out
-}
-
-/// Eigen-decomposition of a symmetric d × d matrix by cyclic Jacobi rotations: (eigenvalues,
-/// eigenvectors as columns of a row-major d × d matrix).
-fn symmetric_eigen(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut v = vec![0.0; d * d];
-    for i in 0..d {
-        v[i * d + i] = 1.0;
-    }
-    for _sweep in 0..100 {
-        let off: f64 = (0..d)
-            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * d + j].powi(2))
-            .sum();
-        if off < 1e-22 {
-            break;
-        }
-        for p in 0..d {
-            for q in p + 1..d {
-                let apq = a[p * d + q];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..d {
-                    let (akp, akq) = (a[k * d + p], a[k * d + q]);
-                    a[k * d + p] = c * akp - s * akq;
-                    a[k * d + q] = s * akp + c * akq;
-                }
-                for k in 0..d {
-                    let (apk, aqk) = (a[p * d + k], a[q * d + k]);
-                    a[p * d + k] = c * apk - s * aqk;
-                    a[q * d + k] = s * apk + c * aqk;
-                }
-                for k in 0..d {
-                    let (vkp, vkq) = (v[k * d + p], v[k * d + q]);
-                    v[k * d + p] = c * vkp - s * vkq;
-                    v[k * d + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..d).map(|i| a[i * d + i]).collect(), v)
-}
-
-/// Projection of n points of dimension d (row-major) on their first two principal components,
-/// and the fraction of the variance each explains.
-pub fn pca2(data: &[f64], d: usize) -> (Vec<[f64; 2]>, [f64; 2]) {
-    let n = data.len() / d;
-    let mean: Vec<f64> = (0..d).map(|j| (0..n).map(|i| data[i * d + j]).sum::<f64>() / n.max(1) as f64).collect();
-    let mut cov = vec![0.0; d * d];
-    for i in 0..n {
-        for a in 0..d {
-            let xa = data[i * d + a] - mean[a];
-            for b in 0..d {
-                cov[a * d + b] += xa * (data[i * d + b] - mean[b]);
-            }
-        }
-    }
-    cov.iter_mut().for_each(|c| *c /= n.max(2) as f64 - 1.0);
-    let (vals, vecs) = symmetric_eigen(cov, d);
-    let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
-    let total: f64 = vals.iter().map(|v| v.max(0.0)).sum::<f64>().max(1e-300);
-    let pc = |k: usize| -> Vec<f64> { (0..d).map(|j| vecs[j * d + order[k.min(d - 1)]]).collect() };
-    let (p1, p2) = (pc(0), if d > 1 { pc(1) } else { vec![0.0; d] });
-    let proj = (0..n)
-        .map(|i| {
-            let x = |p: &[f64]| (0..d).map(|j| (data[i * d + j] - mean[j]) * p[j]).sum::<f64>();
-            [x(&p1), x(&p2)]
-        })
-        .collect();
-    let var = |k: usize| if k < d { vals[order[k]].max(0.0) / total } else { 0.0 };
-    (proj, [var(0), var(1)])
 }
 
 /// The colour of class c of n (tab10 for up to 10 classes, evenly spaced hues beyond).

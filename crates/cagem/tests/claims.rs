@@ -87,6 +87,9 @@ fn tiny_data(n_test: usize, seed: u64) -> Dataset {
         train_labels: (0..12).map(|i| i % 3).collect(),
         test_images,
         test_labels: (0..n_test as u32).map(|i| i % 3).collect(),
+        train_values: None,
+        test_values: None,
+        partial_labels: false,
     }
 }
 

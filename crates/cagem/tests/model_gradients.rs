@@ -2,7 +2,8 @@
 //! - the whole semi-supervised loss of a tiny CaGeM (f64) against central finite differences in
 //!   every parameter. The objective cuts the labelled terms from every parameter outside
 //!   θ_y ∪ φ_y (their z1, z2 samples are treated as constants), so the reference is the finite
-//!   difference of the full loss for θ_y ∪ φ_y, and of the unlabelled part for the rest;
+//!   difference of the full loss for θ_y ∪ φ_y, and of the unlabelled part for the rest; the
+//!   same with the Gaussian likelihood p(x|y,z1) = N(μ, diag σ²) on real-valued data;
 //! - the labelled cross-entropies move only θ_y (p(y|z2)) and φ_y (q(y|z1,x)): their gradient
 //!   with respect to every other parameter is exactly zero, and adding them leaves those
 //!   parameters' gradients bit-for-bit unchanged.
@@ -12,6 +13,7 @@ mod tiny;
 use cagem::model::objective::{Labelled, semi_supervised_loss};
 use cagem::model::{Cagem, NoiseStreams};
 use cagem::nn::BnUse;
+use cagem::{Likelihood, ModelConfig};
 use cagem_autodiff::{Device, Graph, ParamId, Tensor};
 use cagem_kernels::rng::HostRng;
 use tiny::{binary_batch, tiny_config};
@@ -32,9 +34,30 @@ fn loss_value(model: &mut Cagem<f64>, xu: &Tensor<f64>, xl: &Tensor<f64>, yl: &[
 fn whole_semi_supervised_loss_matches_finite_differences() {
     let mut rng = HostRng::new(5, 0);
     let cfg = tiny_config();
-    let mut model = Cagem::<f64>::new(cfg.clone(), 3, &Device::Cpu);
     let xu = binary_batch(&mut rng, 4, cfg.x_dim);
     let xl = binary_batch(&mut rng, 3, cfg.x_dim);
+    check_whole_loss(cfg, &xu, &xl);
+}
+
+#[test]
+fn gaussian_likelihood_loss_matches_finite_differences() {
+    // Real-valued data, p(x|y,z1) = N(μ, diag σ²) with the learned log-variance head.
+    let mut rng = HostRng::new(6, 0);
+    let cfg = ModelConfig { likelihood: Likelihood::Gaussian, ..tiny_config() };
+    let normal = |rng: &mut HostRng, n: usize| {
+        let v: Vec<f64> = (0..n * cfg.x_dim).map(|_| 1.5 * rng.normal() + 0.3).collect();
+        Tensor::from_f64(&Device::Cpu, n, cfg.x_dim, &v)
+    };
+    let (xu, xl) = (normal(&mut rng, 4), normal(&mut rng, 3));
+    let model = Cagem::<f64>::new(cfg.clone(), 3, &Device::Cpu);
+    assert!(model.store.iter().any(|(_, e)| e.name == "p_x.logvar.w"), "no log-variance head");
+    check_whole_loss(cfg, &xu, &xl);
+}
+
+/// The tape's gradient of the whole loss against central differences in every parameter.
+fn check_whole_loss(cfg: ModelConfig, xu: &Tensor<f64>, xl: &Tensor<f64>) {
+    let mut model = Cagem::<f64>::new(cfg.clone(), 3, &Device::Cpu);
+    let (xu, xl) = (xu.clone(), xl.clone());
     let yl = [2u32, 0, 1];
 
     let mut g = Graph::new(&Device::Cpu);

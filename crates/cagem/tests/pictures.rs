@@ -3,7 +3,8 @@
 
 use cagem::ModelConfig;
 use cagem::model::{Cagem, ClusterChoice, NoiseStreams};
-use cagem::pictures::{Panel, grid_size, pca2, scatter_panels, side_by_side, tile};
+use cagem::pca::pca2;
+use cagem::pictures::{Panel, grid_size, scatter_panels, side_by_side, tile};
 use cagem_autodiff::{Device, Tensor};
 
 fn small_model(z2: usize) -> Cagem<f32> {

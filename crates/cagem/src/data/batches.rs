@@ -3,13 +3,16 @@
 //! Training images live on the device as probabilities p = intensity / 255; every batch is a fresh
 //! Bernoulli draw (dynamic binarisation) made by the `binarize` kernel from the Philox stream.
 //! The test set is binarised once, with a fixed seed, so every evaluation sees the same bits.
+//! With a Gaussian likelihood the data are used as they are (standardised if the model says so):
+//! batches are plain row gathers, nothing is binarised.
 
 use std::sync::Arc;
 
 use cagem_autodiff::{Device, Indices, Real, RngStream, Tensor};
 use cagem_kernels::binarize::binarize_rows;
 
-use super::Dataset;
+use super::{Dataset, Standardizer};
+use crate::config::Likelihood;
 
 /// Seed of the one-off binarisation of the test set (fixed: evaluations are comparable).
 pub const TEST_BINARIZATION_SEED: u64 = 0x7e57_5eed;
@@ -28,27 +31,93 @@ pub struct DeviceData<T: Real> {
     pub train: Tensor<T>,
     /// Test images binarised once with TEST_BINARIZATION_SEED, n_test × dim.
     pub test: Tensor<T>,
+    /// Bernoulli: `train` holds probabilities; Gaussian: values, batches are copies of rows.
+    pub likelihood: Likelihood,
 }
 
 impl<T: Real> DeviceData<T> {
+    /// Bernoulli data (the bundled sets).
     pub fn new(device: &Device, data: &Dataset) -> Self {
-        let dim = data.dim();
-        let train = Tensor::from_slice(device, data.n_train(), dim, &probabilities::<T>(&data.train_images));
-        let test_probs = Tensor::from_slice(device, data.n_test(), dim, &probabilities::<T>(&data.test_images));
-        let all: Vec<u32> = (0..data.n_test() as u32).collect();
-        let test = binarize(device, &test_probs, &all, RngStream::new(TEST_BINARIZATION_SEED, 0));
-        DeviceData { dim, n_train: data.n_train(), n_test: data.n_test(), train, test }
+        Self::with_likelihood(device, data, Likelihood::Bernoulli, None)
     }
 
-    /// A fresh binary draw of training rows `rows`.
+    /// The data as a model with `likelihood` (and, for Gaussian, optional standardisation) sees it.
+    pub fn with_likelihood(
+        device: &Device,
+        data: &Dataset,
+        likelihood: Likelihood,
+        standardizer: Option<&Standardizer>,
+    ) -> Self {
+        let dim = data.dim();
+        let mut train_values = data.train_features::<T>();
+        if let (Likelihood::Gaussian, Some(s)) = (likelihood, standardizer) {
+            s.apply(&mut train_values);
+        }
+        let train = Tensor::from_slice(device, data.n_train(), dim, &train_values);
+        let test = eval_rows(device, data.test_features::<T>(), dim, likelihood, standardizer);
+        DeviceData { dim, n_train: data.n_train(), n_test: data.n_test(), train, test, likelihood }
+    }
+
+    /// Training rows `rows`: a fresh binary draw (Bernoulli) or a copy (Gaussian).
     pub fn train_batch(&self, rows: &[u32], stream: RngStream) -> Tensor<T> {
-        binarize(&self.train.device(), &self.train, rows, stream)
+        match self.likelihood {
+            Likelihood::Bernoulli => binarize(&self.train.device(), &self.train, rows, stream),
+            Likelihood::Gaussian => gather(&self.train, rows),
+        }
+    }
+
+    /// Training rows as evaluated (for commands on the training split): binarised once with
+    /// the test set's fixed seed (Bernoulli) or as they are.
+    pub fn train_eval(&self) -> Tensor<T> {
+        match self.likelihood {
+            Likelihood::Bernoulli => {
+                let all: Vec<u32> = (0..self.n_train as u32).collect();
+                binarize(&self.train.device(), &self.train, &all, RngStream::new(TEST_BINARIZATION_SEED, 0))
+            }
+            Likelihood::Gaussian => self.train.clone(),
+        }
     }
 
     /// Test rows (already binary).
     pub fn test_batch(&self, start: usize, len: usize) -> Tensor<T> {
         self.test.rows_range(start, len)
     }
+}
+
+/// Rows (n × dim values in the data's units) ready for evaluation: binarised once with
+/// TEST_BINARIZATION_SEED (Bernoulli) or standardised as the model asks (Gaussian).
+pub fn eval_rows<T: Real>(
+    device: &Device,
+    mut values: Vec<T>,
+    dim: usize,
+    likelihood: Likelihood,
+    standardizer: Option<&Standardizer>,
+) -> Tensor<T> {
+    let n = values.len() / dim.max(1);
+    match likelihood {
+        Likelihood::Bernoulli => {
+            let probs = Tensor::from_slice(device, n, dim, &values);
+            let all: Vec<u32> = (0..n as u32).collect();
+            binarize(device, &probs, &all, RngStream::new(TEST_BINARIZATION_SEED, 0))
+        }
+        Likelihood::Gaussian => {
+            if let Some(s) = standardizer {
+                s.apply(&mut values);
+            }
+            Tensor::from_slice(device, n, dim, &values)
+        }
+    }
+}
+
+/// Copies of `rows` of `table` (the gather kernel with a zero addend).
+fn gather<T: Real>(table: &Tensor<T>, rows: &[u32]) -> Tensor<T> {
+    let device = table.device();
+    let dim = table.cols();
+    let idx = Indices::new(&device, rows);
+    let zero = Tensor::<T>::zeros(&device, 1, dim);
+    let mut out = Tensor::uninit(&device, rows.len(), dim);
+    cagem_kernels::gather::gather_add_rows(dim, zero.buf(), table.buf(), &idx, out.buf_mut());
+    out
 }
 
 /// Bernoulli draw of `rows` of the probability matrix `probs`.

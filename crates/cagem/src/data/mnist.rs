@@ -129,6 +129,9 @@ fn assemble(raw: Vec<(PathBuf, Vec<u8>)>, provenance: String) -> Result<Dataset>
         train_labels,
         test_images,
         test_labels,
+        train_values: None,
+        test_values: None,
+        partial_labels: false,
     })
 }
 

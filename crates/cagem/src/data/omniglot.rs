@@ -219,6 +219,9 @@ fn assemble(raw: Vec<(PathBuf, Vec<u8>)>, provenance: String) -> Result<Dataset>
         train_labels: train.iter().map(|r| r[1] as u32).collect(),
         test_images,
         test_labels: test.iter().map(|r| r[1] as u32).collect(),
+        train_values: None,
+        test_values: None,
+        partial_labels: false,
     })
 }
 

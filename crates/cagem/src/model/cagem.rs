@@ -1,7 +1,8 @@
 //! CaGeM (DESIGN.md §1): six networks, the ELBO with the exact sum over the cluster y, the two
 //! classifiers of the semi-supervised objective, and the importance-weighted bound.
 //!
-//! Generative p:  p(z2) = N(0, I) · p(y|z2) = Cat · p(z1|y,z2) = N · p(x|y,z1) = Bernoulli(σ(·))
+//! Generative p:  p(z2) = N(0, I) · p(y|z2) = Cat · p(z1|y,z2) = N · p(x|y,z1) = Bernoulli(σ(·)),
+//!                or N(μ, diag σ²) for real-valued data (`Likelihood::Gaussian`)
 //! Inference q:   q(z1|x) = N · q(y|z1,x) = Cat · q(z2|x,y,z1) = N (x enters by a skip connection)
 //!
 //! Layout of the sum over y: the y-conditioned networks run on K·B rows, cluster-major (row
@@ -14,8 +15,9 @@ use cagem_autodiff::{Axis, Device, Graph, Indices, ParamId, ParamStore, Real, Va
 use cagem_kernels::rng::HostRng;
 
 use super::noise::NoiseStreams;
-use crate::config::ModelConfig;
-use crate::nn::heads::Init;
+use crate::config::{Likelihood, ModelConfig};
+use crate::data::Standardizer;
+use crate::nn::heads::{HEAD_INIT_STD, Init};
 use crate::nn::{Block, BnUse, Fwd, GaussianHead, Linear};
 
 /// Stream of the seed's host generator used for initial weights.
@@ -35,7 +37,13 @@ pub(crate) struct Nets {
     pub(crate) p_z1: Block,
     pub(crate) p_z1_head: GaussianHead,
     pub(crate) p_x: Block,
+    /// Bernoulli logits, or the mean μ of a Gaussian p(x|y,z1).
     pub(crate) p_x_head: Linear,
+    /// log σ² of a Gaussian p(x|y,z1) (clamped inside the density kernel like every log-variance).
+    pub(crate) p_x_logvar: Option<Linear>,
+    /// The standardisation statistics (mean, std), 1 × x_dim each, when the model has them.
+    pub(crate) input_stats: Option<(ParamId, ParamId)>,
+    pub(crate) likelihood: Likelihood,
 }
 
 /// The model: configuration, parameters (on one device) and networks.
@@ -109,6 +117,16 @@ struct Encoded {
     qy_logits: Var,
 }
 
+/// The top of the y-conditioned half on the rows of `idx` (row r under cluster idx[r]):
+/// z2 ~ q(z2|x,y,z1) and log p(y|z2), all the classifiers need.
+struct YTop {
+    mu2: Var,
+    lv2: Var,
+    z2: Var,
+    log_py_all: Var,
+    log_py: Var,
+}
+
 /// The y-conditioned half of the model on the rows of `idx` (row r under cluster idx[r]):
 /// z2 ~ q(z2|x,y,z1) and, at it, the log-densities of the generative model and of q(z2|·).
 struct YTerms {
@@ -133,6 +151,30 @@ impl Nets {
         Encoded { mu1, lv1, z1, qy_logits }
     }
 
+    fn y_top<T: Real>(&self, f: &mut Fwd<T>, x: Var, z1: Var, idx: &Arc<Indices>, noise: &mut NoiseStreams) -> YTop {
+        let h = self.q_z2.forward(f, &[x, z1], Some(idx));
+        let (mu2, lv2) = self.q_z2_head.forward(f, h);
+        let z2 = f.g.reparameterize(mu2, lv2, idx.len(), noise.take());
+        let h = self.p_y.forward(f, &[z2], None);
+        let py_logits = self.p_y_head.forward(f, h);
+        let log_py_all = f.g.log_softmax(py_logits);
+        let log_py = f.g.pick(log_py_all, idx);
+        YTop { mu2, lv2, z2, log_py_all, log_py }
+    }
+
+    /// log p(x|y,z1) for the rows of `idx`; x may have fewer rows (a divisor), repeating.
+    fn log_px<T: Real>(&self, f: &mut Fwd<T>, x: Var, z1: Var, idx: &Arc<Indices>) -> Var {
+        let h = self.p_x.forward(f, &[z1], Some(idx));
+        let out = self.p_x_head.forward(f, h);
+        match (self.likelihood, &self.p_x_logvar) {
+            (Likelihood::Gaussian, Some(lv_head)) => {
+                let lv = lv_head.forward(f, h);
+                f.g.diag_gaussian_logpdf(x, out, lv)
+            }
+            _ => f.g.bernoulli_loglik(out, x),
+        }
+    }
+
     fn y_conditioned<T: Real>(
         &self,
         f: &mut Fwd<T>,
@@ -141,19 +183,11 @@ impl Nets {
         idx: &Arc<Indices>,
         noise: &mut NoiseStreams,
     ) -> YTerms {
-        let h = self.q_z2.forward(f, &[x, z1], Some(idx));
-        let (mu2, lv2) = self.q_z2_head.forward(f, h);
-        let z2 = f.g.reparameterize(mu2, lv2, idx.len(), noise.take());
-        let h = self.p_y.forward(f, &[z2], None);
-        let py_logits = self.p_y_head.forward(f, h);
-        let log_py_all = f.g.log_softmax(py_logits);
-        let log_py = f.g.pick(log_py_all, idx);
+        let YTop { mu2, lv2, z2, log_py_all, log_py } = self.y_top(f, x, z1, idx, noise);
         let h = self.p_z1.forward(f, &[z2], Some(idx));
         let (mu_p1, lv_p1) = self.p_z1_head.forward(f, h);
         let log_pz1 = f.g.diag_gaussian_logpdf(z1, mu_p1, lv_p1);
-        let h = self.p_x.forward(f, &[z1], Some(idx));
-        let x_logits = self.p_x_head.forward(f, h);
-        let log_px = f.g.bernoulli_loglik(x_logits, x);
+        let log_px = self.log_px(f, x, z1, idx);
         let log_pz2 = f.g.std_normal_logpdf(z2);
         let log_qz2 = f.g.diag_gaussian_logpdf(z2, mu2, lv2);
         YTerms { mu2, lv2, log_py_all, log_py, log_pz1, log_px, log_pz2, log_qz2 }
@@ -169,7 +203,8 @@ impl<T: Real> Cagem<T> {
         let (qh, ph) = (cfg.q_hidden, cfg.p_hidden);
         let s = &mut store;
         let r = &mut rng;
-        let nets = Nets {
+        let gaussian = cfg.likelihood == Likelihood::Gaussian;
+        let mut nets = Nets {
             q_z1: Block::new(s, r, "q_z1", &[("x", x)], None, qh),
             q_z1_head: GaussianHead::new(s, r, "q_z1", qh[1], z1),
             q_y: Block::new(s, r, "q_y", &[("x", x), ("z1", z1)], None, qh),
@@ -181,14 +216,59 @@ impl<T: Real> Cagem<T> {
             p_z1: Block::new(s, r, "p_z1", &[("z2", z2)], Some(k), ph),
             p_z1_head: GaussianHead::new(s, r, "p_z1", ph[1], z1),
             p_x: Block::new(s, r, "p_x", &[("z1", z1)], Some(k), ph),
-            p_x_head: Linear::new(s, r, "p_x.logits", ph[1], x, Init::Glorot),
+            p_x_head: Linear::new(s, r, if gaussian { "p_x.mu" } else { "p_x.logits" }, ph[1], x, Init::Glorot),
+            p_x_logvar: None,
+            input_stats: None,
+            likelihood: cfg.likelihood,
         };
+        // Created after every other parameter, so a Bernoulli model's initial weights and
+        // parameter order do not depend on these options.
+        if gaussian {
+            nets.p_x_logvar = Some(Linear::new(s, r, "p_x.logvar", ph[1], x, Init::Normal(HEAD_INIT_STD)));
+        }
+        if cfg.standardize {
+            let dev = Device::Cpu;
+            let mean = s.add("input.mean", cagem_autodiff::Tensor::zeros(&dev, 1, x), false);
+            let std = s.add("input.std", cagem_autodiff::Tensor::full(&dev, 1, x, T::one()), false);
+            nets.input_stats = Some((mean, std));
+        }
         store.to_device(device);
         Cagem { cfg, store, nets }
     }
 
     pub fn device(&self) -> Device {
         self.store.get(ParamId(0)).device()
+    }
+
+    /// The standardisation the model applies to its inputs (a model built with `standardize`).
+    pub fn standardizer(&self) -> Option<Standardizer> {
+        self.nets
+            .input_stats
+            .map(|(m, s)| Standardizer { mean: self.store.get(m).to_f64_vec(), std: self.store.get(s).to_f64_vec() })
+    }
+
+    /// Stores the standardisation statistics (fitted on the training set).
+    pub fn set_standardizer(&mut self, st: &Standardizer) {
+        let (m, s) = self.nets.input_stats.expect("set_standardizer: the model was built without standardize");
+        let (dev, d) = (self.device(), self.cfg.x_dim);
+        assert_eq!(st.mean.len(), d, "set_standardizer: {} features for {d}", st.mean.len());
+        *self.store.get_mut(m) = cagem_autodiff::Tensor::from_f64(&dev, 1, d, &st.mean);
+        *self.store.get_mut(s) = cagem_autodiff::Tensor::from_f64(&dev, 1, d, &st.std);
+    }
+
+    /// The mean of p(x|y,z1) in the data's units from the output of its head (n × x_dim):
+    /// σ(logits) for Bernoulli, μ (un-standardised) for Gaussian.
+    pub fn x_mean(&self, head_out: Vec<f64>) -> Vec<f64> {
+        match self.cfg.likelihood {
+            Likelihood::Bernoulli => head_out.into_iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+            Likelihood::Gaussian => {
+                let mut v = head_out;
+                if let Some(s) = self.standardizer() {
+                    s.invert(&mut v);
+                }
+                v
+            }
+        }
     }
 
     /// θ_y ∪ φ_y: the parameters of p(y|z2) and q(y|z1,x), the only ones the labelled
@@ -358,6 +438,26 @@ impl<T: Real> Cagem<T> {
         let log_sum_w = g.logsumexp(log_w, Axis::DownColumn);
         g.set_grad_enabled(grad_was);
         IwChunk { log_sum_w, log_qy, log_py: log_py_all, estimator }
+    }
+}
+
+impl<T: Real> Cagem<T> {
+    /// The classifiers' inputs for S samples of each image of x (N × x_dim): log q(y|z1,x)
+    /// (S·N × K, row s·N + n) and log p(y|z2_y) for every cluster row (K·S·N × K, row
+    /// k·S·N + s·N + n), the layout of `IwChunk` with y summed, without the rest of the model.
+    pub fn class_chunk(&mut self, g: &mut Graph<T>, x: Var, samples: usize, noise: &mut NoiseStreams) -> (Var, Var) {
+        let k = self.cfg.clusters;
+        let (n, mut fwd) = self.fwd(g, BnUse::Eval);
+        let f = &mut fwd;
+        let grad_was = f.g.grad_enabled();
+        f.g.set_grad_enabled(false);
+        let sn = samples * f.g.shape(x).0;
+        let e = n.encode(f, x, sn, noise);
+        let log_qy = f.g.log_softmax(e.qy_logits);
+        let idx = cluster_rows(f.g.device(), k, sn);
+        let top = n.y_top(f, x, e.z1, &idx, noise);
+        f.g.set_grad_enabled(grad_was);
+        (log_qy, top.log_py_all)
     }
 }
 

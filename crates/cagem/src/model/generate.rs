@@ -1,6 +1,7 @@
 //! Generating from a trained model (batch norm with population statistics, no gradients):
 //! - from z2: y from p(y|z2) (random), fixed (class-conditional) or its most likely value;
-//!   z1 ~ p(z1|y,z2); the picture is the Bernoulli mean σ(logits) of p(x|y,z1);
+//!   z1 ~ p(z1|y,z2); the picture is the mean of p(x|y,z1) (σ(logits) for Bernoulli, μ for
+//!   Gaussian, in the data's units);
 //! - z2 from its prior N(0, I), or from p(z2|y=c) ∝ p(y=c|z2) p(z2) by rejection sampling, so
 //!   that class-conditional samples come from p(x|y=c) and not from p(x|y=c, z2 ~ prior);
 //! - reconstructions through the bottom layer: z1 = mean of q(z1|x), y = argmax q(y|z1,x),
@@ -31,10 +32,6 @@ pub enum ClusterChoice {
 pub struct Generated {
     pub x: Vec<f64>,
     pub y: Vec<u32>,
-}
-
-fn sigmoid(v: f64) -> f64 {
-    1.0 / (1.0 + (-v).exp())
 }
 
 /// Keeps the `n` entries with the largest first value.
@@ -135,8 +132,8 @@ impl<T: Real> Cagem<T> {
         let z1 = f.g.reparameterize(mu, lv, rows, noise.take());
         let h = n.p_x.forward(f, &[z1], Some(&idx));
         let logits = n.p_x_head.forward(f, h);
-        let x = f.g.value(logits).to_f64_vec().into_iter().map(sigmoid).collect();
-        Generated { x, y }
+        let out = f.g.value(logits).to_f64_vec();
+        Generated { x: self.x_mean(out), y }
     }
 
     /// The means of q(z1|x) and the most likely y under q(y|z1,x) at that z1.
@@ -165,7 +162,8 @@ impl<T: Real> Cagem<T> {
         let f = &mut fwd;
         let h = n.p_x.forward(f, &[mu1], Some(&idx));
         let logits = n.p_x_head.forward(f, h);
-        f.g.value(logits).to_f64_vec().into_iter().map(sigmoid).collect()
+        let out = f.g.value(logits).to_f64_vec();
+        self.x_mean(out)
     }
 
     /// Posterior means E[z1|x] (n × z1) and E[z2|x] (n × z2) of the images x.

@@ -15,7 +15,7 @@ use super::lock::RunLock;
 use super::metrics::MetricsLog;
 use super::step::{StepScalars, train_step};
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::{Dataset, DeviceData, balanced_subset};
+use crate::data::{Dataset, DeviceData, Standardizer, balanced_subset};
 use crate::error::{Error, Result};
 use crate::model::{Cagem, NoiseStreams};
 
@@ -220,7 +220,12 @@ pub fn open_run<T: Real>(
     // Writing the configuration first also proves the folder is writable before any work.
     write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, cfg, &[]).as_bytes())?;
     let _ = std::fs::remove_file(dir.join(super::metrics::METRICS_FILE));
-    let labelled = balanced_subset(&data.train_labels, data.n_classes, cfg.labels, cfg.seed)?;
+    let labelled = if data.partial_labels {
+        // The user's labels: exactly the labelled examples.
+        data.labelled_indices()
+    } else {
+        balanced_subset(&data.train_labels, data.n_classes, cfg.labels, cfg.seed)?
+    };
     let state = TrainState {
         epochs_done: 0,
         steps_done: 0,
@@ -241,7 +246,10 @@ pub fn open_run<T: Real>(
         device: None,
         threads: None,
     };
-    let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
+    let mut model = Cagem::new(model_cfg.clone(), cfg.seed, device);
+    if model_cfg.standardize {
+        model.set_standardizer(&Standardizer::fit(&data.train_features::<f32>(), data.dim()));
+    }
     Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
 }
 
@@ -274,6 +282,21 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
         )));
     }
     model.validate()?;
+    if data.partial_labels && cfg.labels != data.labelled_indices().len() {
+        return Err(Error::config(format!(
+            "{} labels {} training examples, but the run asks for {} (with partial labels the labelled set is \
+             exactly the labelled examples)",
+            data.provenance,
+            data.labelled_indices().len(),
+            cfg.labels
+        )));
+    }
+    if cfg.labels > 0 && data.n_classes == 0 {
+        return Err(Error::config(format!(
+            "--labels {}: {} has no labels (use --labels 0)",
+            cfg.labels, data.provenance
+        )));
+    }
     if cfg.labels > 0 && model.clusters < data.n_classes {
         return Err(Error::config(format!(
             "--clusters {} is fewer than the {} classes of {}: with labels, every class needs a cluster",

@@ -1,0 +1,202 @@
+//! A NumPy data set of one's own through the binary: .npy files written here (npyz) go through
+//! train → predict / encode / score, and the .npz and .csv files they write read back with the
+//! crates; bad requests get a one-line error.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use npyz::WriterBuilder;
+
+fn cagem<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cagem")).args(args).output().expect("run cagem")
+}
+
+#[track_caller]
+fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let o = cagem(args);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{args:?} failed:\n{out}\n{err}");
+    out.into_owned()
+}
+
+#[track_caller]
+fn fails_with<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], needles: &[&str]) {
+    let o = cagem(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked") && err.trim().lines().count() == 1, "{args:?}: not one clean line:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: error lacks '{n}':\n{err}");
+    }
+}
+
+fn save<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
+    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(f).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+/// (shape, values) of the array `name` in an .npz file.
+fn npz_array<T: npyz::Deserialize>(path: &Path, name: &str) -> (Vec<u64>, Vec<T>) {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let file = zip.by_name(&format!("{name}.npy")).unwrap_or_else(|_| panic!("{name} missing in {}", path.display()));
+    let npy = npyz::NpyFile::new(file).unwrap();
+    (npy.shape().to_vec(), npy.into_vec::<T>().unwrap())
+}
+
+/// 3 real-valued clusters in 4 dimensions (N×2×2 "images"), labels on 2 examples of each.
+fn write_data(dir: &Path, n: usize, with_test: bool) {
+    let x = |n: usize, off: usize| -> Vec<f32> {
+        (0..n * 4).map(|i| ((i / 4 + off) % 3) as f32 * 3.0 + ((i * 7919) % 13) as f32 / 13.0).collect()
+    };
+    save(&dir.join("train_x.npy"), &[n as u64, 2, 2], &x(n, 0));
+    let y: Vec<i64> = (0..n).map(|i| if i < 6 { (i % 3) as i64 } else { -1 }).collect();
+    save(&dir.join("train_y.npy"), &[n as u64], &y);
+    if with_test {
+        save(&dir.join("test_x.npy"), &[30, 2, 2], &x(30, 0));
+        save(&dir.join("test_y.npy"), &[30], &(0..30i32).map(|i| i % 3).collect::<Vec<_>>());
+    }
+}
+
+const TINY: [&str; 14] = [
+    "--z1",
+    "2",
+    "--z2",
+    "2",
+    "--q-hidden",
+    "8,8",
+    "--p-hidden",
+    "8,8",
+    "--batch",
+    "20",
+    "--labelled-batch",
+    "6",
+    "--warmup",
+    "1",
+];
+
+#[test]
+fn numpy_data_round_trips_through_train_predict_encode_and_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 90, true);
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut train = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--standardize"];
+    train.extend(["--clusters", "4", "--epochs", "2", "--out", r, "--quiet"]);
+    train.extend(TINY);
+    ok(&train);
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config.contains("\"npy\"") && config.contains("\"gaussian\"") && config.contains("\"labels\": 6"));
+    // A resumed run finds the same data, labels and standardisation (from its checkpoint).
+    let mut resume = train.clone();
+    let epochs = resume.iter().position(|a| *a == "--epochs").unwrap() + 1;
+    resume[epochs] = "3";
+    resume.push("--resume");
+    ok(&resume);
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 3);
+
+    // From another working folder: the run remembers where its data is.
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (p_npz, p_csv, e_npz, s_npz, s_csv) = (out("p.npz"), out("p.csv"), out("e.npz"), out("s.npz"), out("s.csv"));
+    let said = ok(&["predict", "--run", r, "--out", &p_npz, "--samples", "3", "--quiet"]);
+    assert!(said.contains("error p(y|x)") && said.contains("over the 30 labelled examples"), "{said}");
+    let (shape, p_y) = npz_array::<f64>(Path::new(&p_npz), "p_y");
+    assert_eq!(shape, [30, 4]);
+    let (_, q_y) = npz_array::<f64>(Path::new(&p_npz), "q_y");
+    let (shape, pred_q) = npz_array::<i64>(Path::new(&p_npz), "pred_q");
+    assert_eq!(shape, [30]);
+    for i in 0..30 {
+        let (p, q) = (&p_y[i * 4..i * 4 + 4], &q_y[i * 4..i * 4 + 4]);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-5 && (q.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+        let best = (0..4).max_by(|&a, &b| q[a].total_cmp(&q[b])).unwrap();
+        assert_eq!(pred_q[i], best as i64, "pred_q is the argmax of q_y");
+    }
+    let (_, pred_p) = npz_array::<i64>(Path::new(&p_npz), "pred_p");
+    assert!(pred_p.iter().all(|&c| (0..4).contains(&c)));
+
+    ok(&["predict", "--run", r, "--out", &p_csv, "--split", "train", "--quiet"]);
+    let csv = std::fs::read_to_string(&p_csv).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "p_y_0,p_y_1,p_y_2,p_y_3,q_y_0,q_y_1,q_y_2,q_y_3,pred_p,pred_q");
+    assert_eq!(lines.count(), 90);
+
+    ok(&["encode", "--run", r, "--out", &e_npz, "--quiet"]);
+    assert_eq!(npz_array::<f64>(Path::new(&e_npz), "z1_mean").0, [30, 2]);
+    let (shape, z2) = npz_array::<f64>(Path::new(&e_npz), "z2_mean");
+    assert!(shape == [30, 2] && z2.iter().all(|v| v.is_finite()));
+
+    ok(&["score", "--run", r, "--k", "5", "--out", &s_npz, "--quiet"]);
+    let (shape, ll) = npz_array::<f64>(Path::new(&s_npz), "log_likelihood");
+    assert!(shape == [30] && ll.iter().all(|v| v.is_finite()));
+    // The same bound on new examples given as a file: the test set itself here.
+    let test_x = data.join("test_x.npy");
+    ok(&["score", "--run", r, "--k", "5", "--out", &s_csv, "--input", test_x.to_str().unwrap(), "--quiet"]);
+    let again: Vec<f64> =
+        std::fs::read_to_string(&s_csv).unwrap().lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    assert_eq!(again, ll, "--input of the test examples scores them exactly as --split test");
+    let eval = ok(&["eval", "--run", r, "--k", "5", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(eval.lines().last().unwrap()).unwrap();
+    assert!(report["log_likelihood"].as_f64().unwrap().is_finite() && report["error_q"].as_f64().is_some());
+
+    // New examples of the wrong shape, and outputs of an unknown kind.
+    let wrong = tmp.path().join("wrong.npy");
+    save(&wrong, &[3, 5], &[0.5f32; 15]);
+    let w = wrong.to_str().unwrap();
+    fails_with(
+        &["predict", "--run", r, "--out", &p_npz, "--input", w],
+        &["wrong.npy", "the model expects examples of 2×2"],
+    );
+    fails_with(&["encode", "--run", r, "--out", "e.txt"], &["e.txt", "expected a file name ending in .npz or .csv"]);
+}
+
+#[test]
+fn numpy_data_without_a_test_set_holds_one_out_or_says_there_is_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 60, false);
+    let d = data.to_str().unwrap();
+    let runs: Vec<String> = ["r1", "r2", "r3"].iter().map(|r| tmp.path().join(r).display().to_string()).collect();
+    let (r1, r2) = (runs[0].as_str(), runs[1].as_str());
+    let base = |out: &str| -> Vec<String> {
+        let mut v = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--clusters", "3"];
+        v.extend(["--epochs", "1", "--quiet", "--out", out]);
+        v.extend(TINY);
+        v.into_iter().map(String::from).collect()
+    };
+    ok(&base(r1));
+    let p = tmp.path().join("p.npz");
+    let p = p.to_str().unwrap();
+    fails_with(&["eval", "--run", r1, "--k", "2"], &["has no test set", "--valid-fraction"]);
+    fails_with(&["predict", "--run", r1, "--out", p], &["has no test set"]);
+    ok(&["predict", "--run", r1, "--out", p, "--split", "train", "--quiet"]);
+    assert_eq!(npz_array::<f64>(Path::new(p), "p_y").0, [60, 3]);
+
+    let mut held = base(r2);
+    held.extend(["--valid-fraction".to_string(), "0.25".to_string()]);
+    ok(&held);
+    ok(&["predict", "--run", r2, "--out", p, "--quiet"]);
+    assert_eq!(npz_array::<f64>(Path::new(p), "q_y").0, [15, 3], "a quarter of the 60 examples held out");
+    ok(&["predict", "--run", r2, "--out", p, "--split", "train", "--quiet"]);
+    assert_eq!(npz_array::<f64>(Path::new(p), "q_y").0, [45, 3]);
+
+    // Bernoulli needs [0, 1]: the range error names the file.
+    let mut bern = base(&runs[2]);
+    bern[6] = "bernoulli".into();
+    fails_with(&bern, &["train_x.npy", "outside [0, 1]", "--likelihood gaussian"]);
+    // Fewer clusters than classes; standardising Bernoulli data.
+    let mut few = base(&runs[2]);
+    few[8] = "2".into();
+    fails_with(&few, &["--clusters 2 is fewer than the 3 classes"]);
+    let unit = tmp.path().join("unit");
+    std::fs::create_dir(&unit).unwrap();
+    save(&unit.join("train_x.npy"), &[40, 4], &[0.5f32; 160]);
+    let mut std_bern = base(&runs[2]);
+    (std_bern[4], std_bern[6]) = (unit.display().to_string(), "bernoulli".into());
+    std_bern.push("--standardize".into());
+    fails_with(&std_bern, &["--standardize needs --likelihood gaussian"]);
+    // --dataset npy without a folder.
+    fails_with(&["train", "--dataset", "npy", "--epochs", "1"], &["--dataset npy needs --data DIR"]);
+}

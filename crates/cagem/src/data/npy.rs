@@ -1,0 +1,335 @@
+//! A data set of the user's own, as NumPy arrays in a folder (read with the `npyz` crate):
+//!   train_x.npy   N×H×W or N×D; uint8 (intensities 0–255, scaled by 1/255) or float32/float64
+//!   train_y.npy   optional, N integers: the class 0..C−1, or −1 for an unlabelled example
+//!   test_x.npy    optional, M examples of the same shape
+//!   test_y.npy    optional, M integers (−1 allowed)
+//! Every check names the file and what was expected.
+
+use std::path::{Path, PathBuf};
+
+use npyz::{DType, NpyFile, Order, TypeChar};
+
+use super::{Dataset, UNLABELLED};
+use crate::config::Likelihood;
+use crate::error::{Error, Result};
+
+pub const TRAIN_X: &str = "train_x.npy";
+pub const TRAIN_Y: &str = "train_y.npy";
+pub const TEST_X: &str = "test_x.npy";
+pub const TEST_Y: &str = "test_y.npy";
+
+/// The elements of a .npy file, by kind.
+pub enum NpyValues {
+    U8(Vec<u8>),
+    /// float32 or float64 (stored as f32: the model computes in f32).
+    Float(Vec<f32>),
+    /// Any other integer type (labels).
+    Int(Vec<i64>),
+}
+
+/// One array read from a .npy file.
+pub struct NpyArray {
+    pub path: PathBuf,
+    pub shape: Vec<usize>,
+    pub values: NpyValues,
+}
+
+fn npy_err(path: &Path, e: std::io::Error) -> Error {
+    Error::data(path, format!("not a readable .npy file: {e}"))
+}
+
+/// Reads a C-ordered .npy array of uint8, any integer type, float32 or float64.
+pub fn read_array(path: &Path) -> Result<NpyArray> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let npy = NpyFile::new(&bytes[..]).map_err(|e| npy_err(path, e))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    if npy.order() == Order::Fortran {
+        return Err(Error::data(
+            path,
+            "is stored in Fortran order; expected C order (save np.ascontiguousarray(a) instead)",
+        ));
+    }
+    let ts = match npy.dtype() {
+        DType::Plain(ts) => ts,
+        other => {
+            return Err(Error::data(
+                path,
+                format!("has the structured dtype {}; expected uint8, float32/float64 or integers", other.descr()),
+            ));
+        }
+    };
+    let bad_dtype = || {
+        Error::data(path, format!("has dtype '{ts}'; expected uint8 or float32/float64 (features), integers (labels)"))
+    };
+    let read = |e: std::io::Error| npy_err(path, e);
+    let values = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Uint, 1) => NpyValues::U8(npy.into_vec::<u8>().map_err(read)?),
+        (TypeChar::Float, 4) => NpyValues::Float(npy.into_vec::<f32>().map_err(read)?),
+        (TypeChar::Float, 8) => {
+            NpyValues::Float(npy.into_vec::<f64>().map_err(read)?.into_iter().map(|v| v as f32).collect())
+        }
+        (TypeChar::Int, 1) => NpyValues::Int(npy.into_vec::<i8>().map_err(read)?.into_iter().map(i64::from).collect()),
+        (TypeChar::Int, 2) => NpyValues::Int(npy.into_vec::<i16>().map_err(read)?.into_iter().map(i64::from).collect()),
+        (TypeChar::Int, 4) => NpyValues::Int(npy.into_vec::<i32>().map_err(read)?.into_iter().map(i64::from).collect()),
+        (TypeChar::Int, 8) => NpyValues::Int(npy.into_vec::<i64>().map_err(read)?),
+        (TypeChar::Uint, 2) => {
+            NpyValues::Int(npy.into_vec::<u16>().map_err(read)?.into_iter().map(i64::from).collect())
+        }
+        (TypeChar::Uint, 4) => {
+            NpyValues::Int(npy.into_vec::<u32>().map_err(read)?.into_iter().map(i64::from).collect())
+        }
+        (TypeChar::Uint, 8) => NpyValues::Int(
+            npy.into_vec::<u64>().map_err(read)?.into_iter().map(|v| i64::try_from(v).unwrap_or(i64::MAX)).collect(),
+        ),
+        _ => return Err(bad_dtype()),
+    };
+    Ok(NpyArray { path: path.to_path_buf(), shape, values })
+}
+
+/// Features of one split: examples, their shape (H, W), and the values.
+struct Features {
+    path: PathBuf,
+    n: usize,
+    shape: (usize, usize),
+    values: NpyValues,
+}
+
+/// Checks a feature array's shape and dtype (N×H×W or N×D; uint8 or float).
+fn features(arr: NpyArray) -> Result<Features> {
+    let shape = match arr.shape[..] {
+        [_, d] => (1, d),
+        [_, h, w] => (h, w),
+        _ => {
+            return Err(Error::data(
+                &arr.path,
+                format!("has shape {:?}; expected N×H×W (images) or N×D (feature vectors)", arr.shape),
+            ));
+        }
+    };
+    let n = arr.shape[0];
+    if n == 0 || shape.0 * shape.1 == 0 {
+        return Err(Error::data(
+            &arr.path,
+            format!("has shape {:?}; expected at least one non-empty example", arr.shape),
+        ));
+    }
+    if let NpyValues::Int(_) = arr.values {
+        return Err(Error::data(
+            &arr.path,
+            "holds integers other than uint8; expected uint8 (0–255) or float32/float64 features",
+        ));
+    }
+    if let NpyValues::Float(v) = &arr.values
+        && let Some(i) = v.iter().position(|x| !x.is_finite())
+    {
+        return Err(Error::data(&arr.path, format!("value {} at flat index {i} is not finite", v[i])));
+    }
+    Ok(Features { path: arr.path, n, shape, values: arr.values })
+}
+
+/// Checks a label array: N entries, −1 (unlabelled) or a class ≥ 0.
+fn labels(arr: NpyArray, n: usize, features: &Path) -> Result<Vec<i64>> {
+    let values = match arr.values {
+        NpyValues::Int(v) => v,
+        NpyValues::U8(v) => v.into_iter().map(i64::from).collect(),
+        NpyValues::Float(_) => {
+            return Err(Error::data(&arr.path, "holds floats; expected integer labels (the class, or −1 for none)"));
+        }
+    };
+    if arr.shape.len() != 1 {
+        return Err(Error::data(
+            &arr.path,
+            format!("has shape {:?}; expected one label per example, ({n},)", arr.shape),
+        ));
+    }
+    if values.len() != n {
+        return Err(Error::data(
+            &arr.path,
+            format!("has {} labels for the {n} examples of {}", values.len(), features.display()),
+        ));
+    }
+    if let Some(i) = values.iter().position(|&l| l < -1) {
+        return Err(Error::data(
+            &arr.path,
+            format!(
+                "label {} at index {i} is invalid: expected a class 0..C−1, or −1 for an unlabelled example",
+                values[i]
+            ),
+        ));
+    }
+    Ok(values)
+}
+
+/// Values as probabilities in [0, 1]: refuses anything outside (Bernoulli data).
+fn check_unit_range(f: &Features) -> Result<()> {
+    if let NpyValues::Float(v) = &f.values
+        && let Some(i) = v.iter().position(|x| !(0.0..=1.0).contains(x))
+    {
+        return Err(Error::data(
+            &f.path,
+            format!(
+                "value {} at flat index {i} is outside [0, 1], which the Bernoulli likelihood needs (floats must \
+                 lie in [0, 1], uint8 is scaled by 1/255); use --likelihood gaussian for real-valued data",
+                v[i]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn as_floats(v: NpyValues) -> Vec<f32> {
+    match v {
+        NpyValues::U8(b) => b.into_iter().map(|p| p as f32 / 255.0).collect(),
+        NpyValues::Float(f) => f,
+        NpyValues::Int(_) => unreachable!("features() refuses integer features"),
+    }
+}
+
+/// The labels as the model's classes (UNLABELLED for −1).
+fn classes(v: &[i64]) -> Vec<u32> {
+    v.iter().map(|&l| if l < 0 { UNLABELLED } else { l as u32 }).collect()
+}
+
+/// Reads and checks the folder's arrays for a model with `likelihood`.
+pub fn from_dir(dir: &Path, likelihood: Likelihood) -> Result<Dataset> {
+    if !dir.is_dir() {
+        return Err(Error::data(
+            dir,
+            format!("not a folder (expected {TRAIN_X}, optionally {TRAIN_Y}, {TEST_X}, {TEST_Y})"),
+        ));
+    }
+    let train_x = dir.join(TRAIN_X);
+    if !train_x.exists() {
+        return Err(Error::data(
+            dir,
+            format!("missing {TRAIN_X}: expected the training examples as an N×H×W or N×D array"),
+        ));
+    }
+    let train = features(read_array(&train_x)?)?;
+    let optional = |name: &str| {
+        let p = dir.join(name);
+        p.exists().then_some(p)
+    };
+    let test = match optional(TEST_X) {
+        Some(p) => {
+            let t = features(read_array(&p)?)?;
+            if t.shape != train.shape {
+                return Err(Error::data(
+                    &p,
+                    format!(
+                        "examples are {}×{}, but those of {TRAIN_X} are {}×{}; expected the same shape",
+                        t.shape.0, t.shape.1, train.shape.0, train.shape.1
+                    ),
+                ));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    if let (None, Some(p)) = (&test, optional(TEST_Y)) {
+        return Err(Error::data(&p, format!("has no {TEST_X} to go with it")));
+    }
+    if likelihood == Likelihood::Bernoulli {
+        check_unit_range(&train)?;
+        if let Some(t) = &test {
+            check_unit_range(t)?;
+        }
+    }
+    let train_y = optional(TRAIN_Y).map(|p| read_array(&p).and_then(|a| labels(a, train.n, &train_x))).transpose()?;
+    let test_y = match (&test, optional(TEST_Y)) {
+        (Some(t), Some(p)) => Some(labels(read_array(&p)?, t.n, &t.path)?),
+        _ => None,
+    };
+
+    // The classes are 0..C−1, every one of them with a labelled training example.
+    let n_classes = match (&train_y, &test_y) {
+        (Some(y), _) if y.iter().any(|&l| l >= 0) => {
+            let c = (*y.iter().max().expect("non-empty") + 1) as usize;
+            let mut seen = vec![false; c];
+            y.iter().filter(|&&l| l >= 0).for_each(|&l| seen[l as usize] = true);
+            if let Some(gap) = seen.iter().position(|s| !s) {
+                return Err(Error::data(
+                    dir.join(TRAIN_Y),
+                    format!(
+                        "class {gap} has no labelled example, but class {} does: expected the classes 0..{} without gaps",
+                        c - 1,
+                        c - 1
+                    ),
+                ));
+            }
+            c
+        }
+        (_, Some(y)) => y.iter().max().map_or(0, |&m| (m + 1).max(0) as usize),
+        _ => 0,
+    };
+    if let (Some(y), Some(_)) = (&test_y, &train_y)
+        && let Some(i) = y.iter().position(|&l| l >= n_classes as i64)
+    {
+        return Err(Error::data(
+            dir.join(TEST_Y),
+            format!("label {} at index {i} is not a class of {TRAIN_Y} (0..{})", y[i], n_classes.saturating_sub(1)),
+        ));
+    }
+    let partial_labels = train_y.as_ref().is_some_and(|y| y.contains(&-1));
+    let train_labels = train_y.as_deref().map_or(vec![UNLABELLED; train.n], classes);
+    let n_test = test.as_ref().map_or(0, |t| t.n);
+    let test_labels = test_y.as_deref().map_or(vec![UNLABELLED; n_test], classes);
+
+    let (height, width) = train.shape;
+    let any_float = matches!(train.values, NpyValues::Float(_))
+        || test.as_ref().is_some_and(|t| matches!(t.values, NpyValues::Float(_)));
+    let mut d = Dataset {
+        name: "npy".into(),
+        provenance: format!("NumPy arrays in {}", dir.display()),
+        height,
+        width,
+        n_classes,
+        train_images: Vec::new(),
+        train_labels,
+        test_images: Vec::new(),
+        test_labels,
+        train_values: None,
+        test_values: None,
+        partial_labels,
+    };
+    // 8-bit data stays 8-bit (as the bundled sets); floats anywhere make both splits floats.
+    if any_float {
+        d.train_values = Some(as_floats(train.values));
+        d.test_values = Some(test.map_or(Vec::new(), |t| as_floats(t.values)));
+    } else {
+        if let NpyValues::U8(v) = train.values {
+            d.train_images = v;
+        }
+        if let Some(Features { values: NpyValues::U8(v), .. }) = test {
+            d.test_images = v;
+        }
+    }
+    Ok(d)
+}
+
+/// New examples for a trained model (`--input F.npy`): N×H×W of the model's image shape, or N×D
+/// with D its input size; uint8 (scaled by 1/255) or float; in [0, 1] for a Bernoulli model.
+/// Returns the rows as floats in the data's units.
+pub fn examples_for_model(path: &Path, height: usize, width: usize, likelihood: Likelihood) -> Result<Vec<f32>> {
+    let arr = read_array(path)?;
+    let dim = height * width;
+    let fits = match arr.shape[..] {
+        [_, d] => d == dim,
+        [_, h, w] => (h, w) == (height, width),
+        _ => false,
+    };
+    if !fits {
+        return Err(Error::data(
+            path,
+            format!(
+                "has shape {:?}; the model expects examples of {height}×{width} (N×{height}×{width} or N×{dim})",
+                arr.shape
+            ),
+        ));
+    }
+    let f = features(arr)?;
+    if likelihood == Likelihood::Bernoulli {
+        check_unit_range(&f)?;
+    }
+    Ok(as_floats(f.values))
+}
