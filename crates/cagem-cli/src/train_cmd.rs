@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use cagem::data::DeviceData;
-use cagem::train::open_run;
+use cagem::precision::Precision;
+use cagem::train::{checkpoint, open_run};
 use cagem::{ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
@@ -27,6 +28,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         p_hidden: a.p_hidden,
         ..ModelConfig::default()
     };
+    // A resumed run keeps its precision unless --precision says otherwise (then the usual
+    // configuration check refuses the mismatch).
+    let precision = match (&a.precision, a.resume) {
+        (Some(p), _) => cagem::precision::resolve(p, &device)?,
+        (None, true) => match &a.out {
+            Some(out) => checkpoint::load_meta(out).map(|m| m.train.precision).unwrap_or_default(),
+            None => Precision::F32,
+        },
+        (None, false) => Precision::F32,
+    };
     let cfg = TrainConfig {
         dataset: a.dataset.clone(),
         data_dir: a.data.as_ref().map(|p| p.display().to_string()),
@@ -39,13 +50,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         lr: a.lr,
         beta: a.beta,
+        precision,
         ..TrainConfig::default()
     };
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
     eprintln!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
     eprintln!(
-        "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {}",
+        "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {} ({} matrix products)",
         run.cfg.labels,
         model_cfg.clusters,
         model_cfg.z1,
@@ -53,7 +65,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         model_cfg.q_hidden,
         model_cfg.p_hidden,
         run.model.store.trainable_count(),
-        device.name()
+        device.name(),
+        run.cfg.precision.name()
     );
     if a.resume {
         eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);

@@ -1,6 +1,7 @@
 //! What defines a model and a training run. Both are saved in every checkpoint; a resumed run
 //! must match them (only the number of epochs may grow).
 
+use cagem_kernels::gemm::Precision;
 use serde::{Deserialize, Serialize};
 
 /// The architecture (DESIGN.md §1). Defaults are the paper's MNIST model.
@@ -100,6 +101,25 @@ pub struct TrainConfig {
     pub lr_decay_every: usize,
     /// β of α = β·(N_u + N_l)/N_l.
     pub beta: f64,
+    /// The arithmetic of the matrix products: f32, or bf16 inputs with f32 accumulation (CPU,
+    /// oneDNN). Runs saved before this field existed were f32.
+    #[serde(default, with = "precision_name")]
+    pub precision: Precision,
+}
+
+/// `Precision` in JSON as its name ("f32", "bf16").
+mod precision_name {
+    use cagem_kernels::gemm::Precision;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        let name = String::deserialize(d)?;
+        Precision::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown precision '{name}'")))
+    }
 }
 
 impl Default for TrainConfig {
@@ -118,6 +138,7 @@ impl Default for TrainConfig {
             lr_decay: 0.75,
             lr_decay_every: 50,
             beta: 0.1,
+            precision: Precision::F32,
         }
     }
 }

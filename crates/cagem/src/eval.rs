@@ -155,6 +155,7 @@ pub fn evaluate<T: Real>(
     while start < n {
         let b = batch.min(n - start);
         let mut g = Graph::<T>::new(&dev);
+        g.set_precision(model.precision);
         g.set_grad_enabled(false);
         let x = g.constant(data.test_batch(start, b));
         let t = model.elbo_terms(&mut g, BnUse::Eval, x, &mut noise);
@@ -201,6 +202,7 @@ pub fn evaluate<T: Real>(
         while done < k {
             let s = s_per_chunk.min(k - done);
             let mut g = Graph::<T>::new(&dev);
+            g.set_precision(model.precision);
             g.set_grad_enabled(false);
             let x = g.constant(data.test_batch(start, nimg));
             let c = model.iw_chunk(&mut g, x, s, opts.estimator, &mut noise);

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod model;
 pub mod nn;
 pub mod pictures;
+pub mod precision;
 pub mod train;
 
 pub use config::{ModelConfig, TrainConfig};

@@ -89,6 +89,7 @@ pub fn open_run<T: Real>(
     resume: bool,
 ) -> Result<Run<T>> {
     validate(model_cfg, cfg, data)?;
+    crate::precision::check(cfg.precision, device)?;
     let ckpt = dir.join(checkpoint::CHECKPOINT_FILE);
     if resume {
         let (model, adam, meta) = checkpoint::load::<T>(dir, device)?;
@@ -106,6 +107,8 @@ pub fn open_run<T: Real>(
         let mut cfg2 = meta.train.clone();
         cfg2.epochs = cfg.epochs;
         write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2).as_bytes())?;
+        let mut model = model;
+        model.precision = cfg2.precision;
         return Ok(Run { dir: dir.to_path_buf(), model, adam, cfg: cfg2, state: meta.state });
     }
     if ckpt.exists() {
@@ -131,7 +134,8 @@ pub fn open_run<T: Real>(
         labelled,
         seconds: 0.0,
     };
-    let model = Cagem::new(model_cfg.clone(), cfg.seed, device);
+    let mut model = Cagem::new(model_cfg.clone(), cfg.seed, device);
+    model.precision = cfg.precision;
     Ok(Run { dir: dir.to_path_buf(), model, adam: Adam::new(), cfg: cfg.clone(), state })
 }
 

@@ -31,6 +31,7 @@ pub fn train_step<T: Real>(
 ) -> Result<StepScalars> {
     let dev = x_u.device();
     let mut g = Graph::new(&dev);
+    g.set_precision(model.precision);
     let xu = g.constant(x_u.clone());
     let lab = labelled.map(|(x, y)| Labelled { x: g.constant(x.clone()), y });
     let l = semi_supervised_loss(model, &mut g, xu, lab, temperature, alpha, noise);
