@@ -24,6 +24,15 @@ impl Precision {
         }
     }
 
+    /// "f32" or "bf16".
+    pub fn parse(name: &str) -> Option<Precision> {
+        match name {
+            "f32" => Some(Precision::F32),
+            "bf16" => Some(Precision::Bf16),
+            _ => None,
+        }
+    }
+
     /// Whether bf16 products can run here; Err says why not (CPU or library missing).
     pub fn bf16_available() -> Result<(), String> {
         crate::onednn::get().map(|_| ())

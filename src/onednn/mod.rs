@@ -68,6 +68,15 @@ pub fn get() -> Result<&'static Matmul, String> {
         if !cpu_has_bf16() {
             return Err("this CPU has no bf16 arithmetic (neither avx512_bf16 nor amx_bf16)".into());
         }
+        // libgomp spins its idle threads for a while after each parallel region by default; here
+        // rayon's workers run the fused ops between products on the same cores, and the spinning
+        // costs more than a wake-up (measured: a bf16 step 2–3× slower). libgomp reads this when
+        // it loads, i.e. with libdnnl just below; a user's own setting is kept.
+        if std::env::var_os("OMP_WAIT_POLICY").is_none() && std::env::var_os("GOMP_SPINCOUNT").is_none() {
+            // SAFETY: set once, before the library that reads it loads; nothing else in cagem
+            // reads or writes the environment concurrently.
+            unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
+        }
         let mut errors = Vec::new();
         for path in candidates() {
             match Matmul::open(&path) {
