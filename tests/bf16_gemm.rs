@@ -119,3 +119,32 @@ fn bf16_rounding_is_to_nearest_even() {
         assert_eq!(*h, bf16::from_f32(*x));
     }
 }
+
+/// Batch norm's fused bf16 outputs (forward y, backward dx) are exactly the rounded f32 outputs.
+#[test]
+fn batchnorm_writes_its_outputs_rounded_too() {
+    use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats};
+    use cagem_kernels::{Buffer, Device, GradOut};
+    let mut rnd = Gen::new();
+    let (rows, cols) = (301, 67);
+    let dev = Device::Cpu;
+    let b = |v: Vec<f64>| Buffer::<f32>::from_slice(&dev, &v.iter().map(|&x| x as f32).collect::<Vec<_>>());
+    let (x, g) = (b(rnd.normal(rows * cols, 2.0)), b(rnd.normal(rows * cols, 1.0)));
+    let (gamma, beta) = (b(rnd.normal(cols, 1.0)), b(rnd.normal(cols, 1.0)));
+    for relu in [false, true] {
+        let affine = || BnAffine { gamma: &gamma, beta: &beta, eps: 1e-5, relu };
+        let (mut y, mut mean, mut rstd) =
+            (Buffer::uninit(&dev, rows * cols), Buffer::uninit(&dev, cols), Buffer::uninit(&dev, cols));
+        let mut y16 = Bf16Buf::uninit(rows * cols);
+        batchnorm::forward_train_bf16(rows, cols, &x, affine(), &mut y, Some(&mut y16), &mut mean, &mut rstd, None);
+        let want: Vec<u16> = y.host().iter().map(|&v| bf16::from_f32(v)).collect();
+        assert_eq!(&y16[..], &want[..], "forward, relu {relu}");
+        let mut dx = Buffer::uninit(&dev, rows * cols);
+        let mut dx16 = Bf16Buf::uninit(rows * cols);
+        let stats = BnStats::Batch { mean: &mean, rstd: &rstd };
+        let grads = BnGrads { dx: Some(GradOut::new(&mut dx, false)), dgamma: None, dbeta: None };
+        batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats, grads, Some(&mut dx16));
+        let want: Vec<u16> = dx.host().iter().map(|&v| bf16::from_f32(v)).collect();
+        assert_eq!(&dx16[..], &want[..], "backward, relu {relu}");
+    }
+}

@@ -79,7 +79,7 @@ impl<T: Real> Graph<T> {
 
     /// `v`'s value rounded to bf16, made on first request and kept for the graph's life.
     pub(crate) fn bf16_of(&mut self, v: Var) -> Arc<Bf16Buf> {
-        if let Some(b) = self.bf16.get(&v) {
+        if let Some(b) = self.bf16.get(&v).or(self.nodes[v.0].value.bf16()) {
             return b.clone();
         }
         let b = Arc::new(crate::ops::bf16::round(self.nodes[v.0].value.buf()));
@@ -246,6 +246,17 @@ impl<T: Real> GradSlot<T> {
     pub fn out(&mut self) -> GradOut<'_, Buffer<T>> {
         let accumulate = self.accumulate;
         GradOut::new(self.tensor.buf_mut(), accumulate)
+    }
+
+    /// Whether the next write overwrites (the first contribution to this gradient).
+    pub fn overwrites(&self) -> bool {
+        !self.accumulate
+    }
+
+    /// Attaches the gradient rounded to bf16, written together with it (any later contribution
+    /// drops it, as every mutable access does).
+    pub fn attach_bf16(&mut self, b: Bf16Buf) {
+        self.tensor.set_bf16(b);
     }
 }
 

@@ -73,7 +73,8 @@ impl<T: Real> Backward<T> for LinearBackward {
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let (rows, out_cols) = g.shape();
         // g rounded once: it feeds both products of every term.
-        let gb = (!self.rounded.is_empty()).then(|| round(g.buf()));
+        // (The batch norm above writes it already rounded.)
+        let gb = (!self.rounded.is_empty()).then(|| g.bf16().cloned().unwrap_or_else(|| Arc::new(round(g.buf()))));
         for (i, &(x, w)) in self.terms.iter().enumerate() {
             let (xv, wv) = (cx.value(x).clone(), cx.value(w).clone());
             let in_cols = xv.cols();
