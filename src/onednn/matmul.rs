@@ -177,13 +177,16 @@ impl Matmul {
 
     /// The name of the implementation oneDNN picks for this product ("brg:avx512_core_bf16", …).
     pub fn impl_name(&self, s: GemmShape, accumulate: bool, inputs: Inputs) -> Result<String, String> {
-        let key = Self::key(s, accumulate, inputs);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if !cache.contains_key(&key) {
-            let p = self.create(key)?;
-            cache.insert(key, p);
+        Ok(self.cached(&mut cache, Self::key(s, accumulate, inputs))?.impl_name.clone())
+    }
+
+    /// The primitive for `key`, created on first use.
+    fn cached<'c>(&self, cache: &'c mut HashMap<Key, Prim>, key: Key) -> Result<&'c Prim, String> {
+        match cache.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => Ok(e.insert(self.create(key)?)),
         }
-        Ok(cache[&key].impl_name.clone())
     }
 
     fn key(s: GemmShape, accumulate: bool, inputs: Inputs) -> Key {
@@ -204,13 +207,8 @@ impl Matmul {
         accumulate: bool,
         inputs: Inputs,
     ) -> Result<(), String> {
-        let key = Self::key(s, accumulate, inputs);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if !cache.contains_key(&key) {
-            let p = self.create(key)?;
-            cache.insert(key, p);
-        }
-        let p = &cache[&key];
+        let p = self.cached(&mut cache, Self::key(s, accumulate, inputs))?;
         let api = &self.api;
         // SAFETY: the caller guarantees the pointers; the memory objects belong to this primitive
         // and the mutex is held, so nobody else swaps their handles meanwhile.

@@ -160,3 +160,21 @@ impl TrainConfig {
         if self.labels == 0 { 0.0 } else { self.beta * (n_unlabelled + self.labels) as f64 / self.labels as f64 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_is_saved_by_name_and_old_runs_are_f32() {
+        let cfg = TrainConfig { precision: Precision::Bf16, ..TrainConfig::default() };
+        let mut v = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(v["precision"], "bf16");
+        assert_eq!(serde_json::from_value::<TrainConfig>(v.clone()).unwrap(), cfg);
+        // A configuration written before the field existed.
+        v.as_object_mut().unwrap().remove("precision");
+        assert_eq!(serde_json::from_value::<TrainConfig>(v.clone()).unwrap().precision, Precision::F32);
+        v["precision"] = "f16".into();
+        assert!(serde_json::from_value::<TrainConfig>(v).is_err());
+    }
+}

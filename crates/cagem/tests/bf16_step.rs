@@ -117,13 +117,12 @@ fn bf16_linear_layer_against_f64() {
     };
     let [y, dx, dw] = run(Precision::Bf16);
     let u = 2.0 * 2f64.powi(-8) + 2f64.powi(-16) + (m.max(n).max(k) as f64 + 2.0) * 2f64.powi(-23);
-    // (rows, cols, inner, A(i,p), B(p,j), got)
-    let checks: [(&str, usize, usize, usize, &dyn Fn(usize, usize) -> f64, &dyn Fn(usize, usize) -> f64, &[f64]); 3] = [
-        ("y = x·W", m, n, k, &|i, p| x[i * k + p], &|p, j| w[p * n + j], &y),
-        ("dx = g·Wᵀ", m, k, n, &|i, p| seed_g[i * n + p], &|p, j| w[j * n + p], &dx),
-        ("dW = xᵀ·g", k, n, m, &|i, p| x[p * k + i], &|p, j| seed_g[p * n + j], &dw),
-    ];
-    for (what, rows, cols, inner, a, b, got) in checks {
+    // got[i, j] against Σ_p A(i, p)·B(p, j) for a rows × cols result.
+    let check = |what: &str,
+                 (rows, cols, inner): (usize, usize, usize),
+                 a: &dyn Fn(usize, usize) -> f64,
+                 b: &dyn Fn(usize, usize) -> f64,
+                 got: &[f64]| {
         for i in 0..rows {
             for j in 0..cols {
                 let (mut want, mut mag) = (0.0, 0.0);
@@ -140,7 +139,10 @@ fn bf16_linear_layer_against_f64() {
                 );
             }
         }
-    }
+    };
+    check("y = x·W", (m, n, k), &|i, p| x[i * k + p], &|p, j| w[p * n + j], &y);
+    check("dx = g·Wᵀ", (m, k, n), &|i, p| seed_g[i * n + p], &|p, j| w[j * n + p], &dx);
+    check("dW = xᵀ·g", (k, n, m), &|i, p| x[p * k + i], &|p, j| seed_g[p * n + j], &dw);
 }
 
 /// `train_step` uses the model's precision, and a bf16 step stays close to an f32 one.
