@@ -148,3 +148,20 @@ fn batchnorm_writes_its_outputs_rounded_too() {
         assert_eq!(&dx16[..], &want[..], "backward, relu {relu}");
     }
 }
+
+/// Adam's fused bf16 copy of the updated parameters is exactly their rounding.
+#[test]
+fn adam_writes_the_updated_weights_rounded_too() {
+    use cagem_kernels::adam::{self, AdamStep};
+    use cagem_kernels::{Buffer, Device};
+    let mut rnd = Gen::new();
+    let n = 300_007;
+    let b = |v: Vec<f64>| Buffer::<f32>::from_slice(&Device::Cpu, &v.iter().map(|&x| x as f32).collect::<Vec<_>>());
+    let (mut p, g, mut m, mut v) =
+        (b(rnd.normal(n, 1.0)), b(rnd.normal(n, 1.0)), b(rnd.normal(n, 0.1)), b(rnd.uniform(n)));
+    let mut p16 = Bf16Buf::uninit(n);
+    let h = AdamStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 3 };
+    adam::step_bf16(h, &mut p, &g, &mut m, &mut v, Some(&mut p16));
+    let want: Vec<u16> = p.host().iter().map(|&x| bf16::from_f32(x)).collect();
+    assert_eq!(&p16[..], &want[..]);
+}

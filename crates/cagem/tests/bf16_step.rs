@@ -164,6 +164,17 @@ fn train_step_runs_in_the_models_precision() {
         for _ in 0..3 {
             out.push(train_step(&mut model, &mut adam, &u, Some((&l, &yl)), 0.6, 3.0, 1e-3, &mut noise).unwrap().loss);
         }
+        // Under bf16, Adam leaves every updated weight with its bf16 copy, exactly its rounding.
+        for (_, e) in model.store.iter().filter(|(_, e)| e.trainable) {
+            match (p, e.value.bf16()) {
+                (Precision::F32, b) => assert!(b.is_none(), "{}: a bf16 copy in an f32 run", e.name),
+                (_, None) => panic!("{}: no bf16 copy after a bf16 step", e.name),
+                (_, Some(b)) => {
+                    let want: Vec<u16> = e.value.to_vec().iter().map(|&x| cagem_kernels::bf16::from_f32(x)).collect();
+                    assert_eq!(&b[..], &want[..], "{}: stale bf16 copy", e.name);
+                }
+            }
+        }
         out
     });
     for (a, b) in losses[0].iter().zip(&losses[1]) {

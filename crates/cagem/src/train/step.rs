@@ -53,6 +53,7 @@ pub fn train_step<T: Real>(
     let grads = g.backward(l.loss);
     drop(g); // frees the activations and makes the parameters unique for in-place updates
     let t0 = std::time::Instant::now();
+    adam.bf16_weights = model.precision == cagem_kernels::gemm::Precision::Bf16;
     adam.step(&mut model.store, &grads, lr);
     drop(grads);
     if cagem_autodiff::profile::enabled() {
