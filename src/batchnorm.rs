@@ -105,13 +105,38 @@ pub fn forward_eval<T: Real>(
     running_var: &Buffer<T>,
     y: &mut Buffer<T>,
 ) {
+    forward_eval_bf16(rows, cols, x, affine, running_mean, running_var, y, None)
+}
+
+/// As [`forward_eval`], also writing `y` rounded to bf16 into `y_bf16` (CPU only) in the same pass.
+pub fn forward_eval_bf16<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    running_mean: &Buffer<T>,
+    running_var: &Buffer<T>,
+    y: &mut Buffer<T>,
+    y_bf16: Option<&mut [u16]>,
+) {
     check(rows, cols, x.len(), &affine);
+    if let Some(h) = &y_bf16 {
+        assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
+    }
     match y {
-        Buffer::Host(y) => {
-            cpu::forward_eval(rows, cols, x.host(), host_affine(&affine), running_mean.host(), running_var.host(), y)
-        }
+        Buffer::Host(y) => cpu::forward_eval(
+            rows,
+            cols,
+            x.host(),
+            host_affine(&affine),
+            running_mean.host(),
+            running_var.host(),
+            y,
+            y_bf16,
+        ),
         #[cfg(feature = "cuda")]
         Buffer::Cuda(y) => {
+            assert!(y_bf16.is_none(), "batchnorm: bf16 outputs are CPU-only");
             cuda::forward_eval(rows, cols, x.cuda(), cuda_affine(&affine), running_mean.cuda(), running_var.cuda(), y)
         }
     }
@@ -373,9 +398,11 @@ pub mod cpu {
         running_mean: &[T],
         running_var: &[T],
         y: &mut [T],
+        y16: Option<&mut [u16]>,
     ) {
+        assert!(y16.is_none() || T::NAME == "f32", "batchnorm: bf16 outputs of {} values", T::NAME);
         let (scale, offset) = eval_affine(cols, &affine, running_mean, running_var);
-        apply_affine(cols, x, &scale, &offset, affine.relu, y, None);
+        apply_affine(cols, x, &scale, &offset, affine.relu, y, y16);
     }
 
     /// (scale, shift) such that y = x·scale + shift with running statistics.

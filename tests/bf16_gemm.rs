@@ -139,6 +139,11 @@ fn batchnorm_writes_its_outputs_rounded_too() {
         batchnorm::forward_train_bf16(rows, cols, &x, affine(), &mut y, Some(&mut y16), &mut mean, &mut rstd, None);
         let want: Vec<u16> = y.host().iter().map(|&v| bf16::from_f32(v)).collect();
         assert_eq!(&y16[..], &want[..], "forward, relu {relu}");
+        let (mut ye, mut ye16) = (Buffer::uninit(&dev, rows * cols), Bf16Buf::uninit(rows * cols));
+        let var = Buffer::from_slice(&dev, &vec![0.7f32; cols]);
+        batchnorm::forward_eval_bf16(rows, cols, &x, affine(), &mean, &var, &mut ye, Some(&mut ye16));
+        let want: Vec<u16> = ye.host().iter().map(|&v| bf16::from_f32(v)).collect();
+        assert_eq!(&ye16[..], &want[..], "forward with running statistics, relu {relu}");
         let mut dx = Buffer::uninit(&dev, rows * cols);
         let mut dx16 = Bf16Buf::uninit(rows * cols);
         let stats = BnStats::Batch { mean: &mean, rstd: &rstd };

@@ -3,7 +3,7 @@
 
 use cagem_kernels::Real;
 use cagem_kernels::batchnorm::{
-    BnAffine, BnGrads, BnStats, RunningStats, backward_bf16, forward_eval, forward_train_bf16,
+    BnAffine, BnGrads, BnStats, RunningStats, backward_bf16, forward_eval_bf16, forward_train_bf16,
 };
 use cagem_kernels::bf16::Bf16Buf;
 
@@ -47,8 +47,8 @@ impl<T: Real> Graph<T> {
                 Saved::Batch { mean, rstd }
             }
             BnMode::Eval { mean, var } => {
-                forward_eval(rows, cols, self.value(x).buf(), affine, mean.buf(), var.buf(), y.buf_mut());
-                y16 = None; // rounded by the product that reads it, if any
+                let (xv, mv, vv) = (self.value(x).buf(), mean.buf(), var.buf());
+                forward_eval_bf16(rows, cols, xv, affine, mv, vv, y.buf_mut(), y16.as_deref_mut());
                 Saved::Running { mean: mean.clone(), var: var.clone() }
             }
         };
