@@ -28,14 +28,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         p_hidden: a.p_hidden,
         ..ModelConfig::default()
     };
-    // A resumed run keeps its precision unless --precision says otherwise (then the usual
-    // configuration check refuses the mismatch).
-    let precision = match (&a.precision, a.resume) {
+    // A resumed run keeps its precision unless --precision names another (then the usual
+    // configuration check refuses the mismatch); `auto` on a resume keeps the run's.
+    let saved = || a.out.as_ref().and_then(|out| checkpoint::load_meta(out).ok()).map(|m| m.train.precision);
+    let precision = match (a.precision.as_deref(), a.resume) {
+        (Some("auto") | None, true) => saved().unwrap_or_default(),
         (Some(p), _) => cagem::precision::resolve(p, &device)?,
-        (None, true) => match &a.out {
-            Some(out) => checkpoint::load_meta(out).map(|m| m.train.precision).unwrap_or_default(),
-            None => Precision::F32,
-        },
         (None, false) => Precision::F32,
     };
     let cfg = TrainConfig {
