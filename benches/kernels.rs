@@ -163,6 +163,15 @@ fn bench_batchnorm(c: &mut Criterion) {
                     batchnorm::forward_train(rows, cols, black_box(&x), affine(), &mut y, &mut mean, &mut rstd, None)
                 })
             });
+            // The same, also writing y rounded to bf16 (what --precision bf16 runs): +2 bytes each.
+            let mut y16 = Bf16Buf::uninit(n);
+            g.throughput(Throughput::Bytes(2 * n as u64 * F + 2 * n as u64));
+            g.bench_with_input(BenchmarkId::new(format!("forward train +bf16 x{cols}"), rows), &rows, |bch, _| {
+                bch.iter(|| {
+                    let (xb, a) = (black_box(&x), affine());
+                    batchnorm::forward_train_bf16(rows, cols, xb, a, &mut y, Some(&mut y16), &mut mean, &mut rstd, None)
+                })
+            });
             g.throughput(Throughput::Bytes(3 * n as u64 * F));
             g.bench_with_input(BenchmarkId::new(format!("backward x{cols}"), rows), &rows, |bch, _| {
                 bch.iter(|| {
