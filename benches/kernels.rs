@@ -4,12 +4,20 @@
 //! nets at batch 1000). GEMMs report GFLOP/s (criterion's "elem/s" counts flops); the other
 //! kernels report bytes moved (each input read once, each output written once) per second.
 //! `GEMM 1000x1024x1024` runs on one thread and on the whole pool, side by side.
+//!
+//! `gemm_bf16` (needs oneDNN: scripts/install-bf16.sh; skipped without it) runs the same shapes
+//! three ways: "ours" is what a dense layer pays under `--precision bf16` (round the f32
+//! activation to bf16, then oneDNN's matmul with the layer's own layout: NN, NT or TN, the weight
+//! already rounded); "onednn best" is oneDNN's plain contiguous NN bf16 matmul at the same
+//! m×n×k with inputs already in bf16 (the library's own best, the yardstick for ours); and at
+//! one shape "onednn f32 fpmath=bf16", the all-f32 matmul that may down-convert internally.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats};
-use cagem_kernels::gemm::{GemmShape, Trans, gemm};
+use cagem_kernels::bf16::Bf16Buf;
+use cagem_kernels::gemm::{GemmShape, Trans, gemm, gemm_bf16};
 use cagem_kernels::logsumexp::{self, Axis};
 use cagem_kernels::rng::{RngStream, fill_normal};
 use cagem_kernels::{Buffer, Device, GradOut, Indices, adam, bernoulli, binarize, gather, gaussian, reparam, softmax};
@@ -80,6 +88,64 @@ fn bench_gemm(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_gemm_bf16(c: &mut Criterion) {
+    let Ok(mm) = cagem_kernels::onednn::get() else {
+        eprintln!("skipping gemm_bf16: {}", cagem_kernels::gemm::Precision::bf16_available().unwrap_err());
+        return;
+    };
+    eprintln!("gemm_bf16: {}", mm.version());
+    let mut g = c.benchmark_group("gemm_bf16");
+    let host = |b: &Buffer<f32>| b.host().to_vec();
+    // (name, n, k, ta, tb) with m = rows; the dW form (m = 1024, k = rows) follows.
+    let layers: [(&str, usize, usize, Trans, Trans); 5] = [
+        ("nn 784->1024", 1024, 784, Trans::N, Trans::N),
+        ("nn 1024->512", 512, 1024, Trans::N, Trans::N),
+        ("nn 512->1024", 1024, 512, Trans::N, Trans::N),
+        ("nn 1024->784", 784, 1024, Trans::N, Trans::N),
+        ("nt dX 512->1024", 1024, 512, Trans::N, Trans::T),
+    ];
+    let mut shapes: Vec<(String, GemmShape)> = Vec::new();
+    for rows in ROWS {
+        for (name, n, k, ta, tb) in layers {
+            shapes.push((format!("{name}/{rows}"), GemmShape::new(rows, n, k, ta, tb)));
+        }
+        shapes.push((format!("tn dW 1024x512/{rows}"), GemmShape::new(1024, 512, rows, Trans::T, Trans::N)));
+    }
+    for (name, s) in shapes {
+        let a32 = host(&randn(s.m * s.k, 1));
+        let b16 = Bf16Buf::from_f32(&host(&randn(s.k * s.n, 2)));
+        let a16 = Bf16Buf::from_f32(&a32);
+        let mut out = vec![0f32; s.m * s.n];
+        g.throughput(Throughput::Elements(s.flops() as u64));
+        g.bench_function(format!("ours {name}"), |bch| {
+            bch.iter(|| {
+                let a = Bf16Buf::from_f32(black_box(&a32));
+                gemm_bf16(s, &a, &b16, &mut out, false)
+            })
+        });
+        let nn = GemmShape::new(s.m, s.n, s.k, Trans::N, Trans::N);
+        g.bench_function(format!("onednn best {name}"), |bch| {
+            bch.iter(|| gemm_bf16(nn, black_box(&a16), &b16, &mut out, false))
+        });
+    }
+    // The fpmath question: an all-f32 matmul with dnnl_fpmath_mode_bf16, beside f32 and bf16.
+    let s = GemmShape::new(1000, 1024, 784, Trans::N, Trans::N);
+    let (a32, b32) = (host(&randn(s.m * s.k, 1)), host(&randn(s.k * s.n, 2)));
+    let mut out = vec![0f32; s.m * s.n];
+    g.throughput(Throughput::Elements(s.flops() as u64));
+    for (label, inputs) in [
+        ("onednn f32 fpmath=bf16 1000x1024x784", cagem_kernels::onednn::Inputs::F32AsBf16),
+        ("onednn f32 strict 1000x1024x784", cagem_kernels::onednn::Inputs::F32),
+    ] {
+        eprintln!("{label}: oneDNN implementation {}", mm.impl_name(s, false, inputs).unwrap_or_default());
+        g.bench_function(label, |bch| {
+            // SAFETY: a32, b32 and out hold m·k, k·n and m·n f32 values.
+            bch.iter(|| unsafe { mm.run(s, a32.as_ptr().cast(), b32.as_ptr().cast(), out.as_mut_ptr(), false, inputs) })
+        });
+    }
+    g.finish();
+}
+
 fn bench_batchnorm(c: &mut Criterion) {
     let mut g = c.benchmark_group("batchnorm_relu");
     for rows in ROWS {
@@ -95,6 +161,15 @@ fn bench_batchnorm(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(format!("forward train x{cols}"), rows), &rows, |bch, _| {
                 bch.iter(|| {
                     batchnorm::forward_train(rows, cols, black_box(&x), affine(), &mut y, &mut mean, &mut rstd, None)
+                })
+            });
+            // The same, also writing y rounded to bf16 (what --precision bf16 runs): +2 bytes each.
+            let mut y16 = Bf16Buf::uninit(n);
+            g.throughput(Throughput::Bytes(2 * n as u64 * F + 2 * n as u64));
+            g.bench_with_input(BenchmarkId::new(format!("forward train +bf16 x{cols}"), rows), &rows, |bch, _| {
+                bch.iter(|| {
+                    let (xb, a) = (black_box(&x), affine());
+                    batchnorm::forward_train_bf16(rows, cols, xb, a, &mut y, Some(&mut y16), &mut mean, &mut rstd, None)
                 })
             });
             g.throughput(Throughput::Bytes(3 * n as u64 * F));
@@ -267,6 +342,6 @@ fn bench_data_and_update(c: &mut Criterion) {
 criterion_group! {
     name = kernels;
     config = config();
-    targets = bench_gemm, bench_batchnorm, bench_densities, bench_small_reductions, bench_data_and_update
+    targets = bench_gemm, bench_gemm_bf16, bench_batchnorm, bench_densities, bench_small_reductions, bench_data_and_update
 }
 criterion_main!(kernels);

@@ -33,12 +33,29 @@ impl AdamStep {
 }
 
 pub fn step<T: Real>(h: AdamStep, param: &mut Buffer<T>, grad: &Buffer<T>, m: &mut Buffer<T>, v: &mut Buffer<T>) {
+    step_bf16(h, param, grad, m, v, None)
+}
+
+/// As [`step`], also writing the updated parameter rounded to bf16 into `p_bf16` in the same pass
+/// (CPU, f32 only): the copy the next step's bf16 matrix products read.
+pub fn step_bf16<T: Real>(
+    h: AdamStep,
+    param: &mut Buffer<T>,
+    grad: &Buffer<T>,
+    m: &mut Buffer<T>,
+    v: &mut Buffer<T>,
+    p_bf16: Option<&mut [u16]>,
+) {
     let n = param.len();
     assert!(grad.len() == n && m.len() == n && v.len() == n, "adam: length mismatch");
+    assert!(p_bf16.as_ref().is_none_or(|h| h.len() == n && T::NAME == "f32"), "adam: bf16 copy of {n} {}", T::NAME);
     match param {
-        Buffer::Host(p) => cpu::step(h, p, grad.host(), m.host_mut(), v.host_mut()),
+        Buffer::Host(p) => cpu::step(h, p, grad.host(), m.host_mut(), v.host_mut(), p_bf16),
         #[cfg(feature = "cuda")]
-        Buffer::Cuda(p) => cuda::step(h, p, grad.cuda(), m.cuda_mut(), v.cuda_mut()),
+        Buffer::Cuda(p) => {
+            assert!(p_bf16.is_none(), "adam: bf16 copies are CPU-only");
+            cuda::step(h, p, grad.cuda(), m.cuda_mut(), v.cuda_mut())
+        }
     }
 }
 
@@ -84,13 +101,14 @@ pub mod cpu {
         parts.iter().sum()
     }
 
-    pub fn step<T: Real>(h: AdamStep, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+    pub fn step<T: Real>(h: AdamStep, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], p16: Option<&mut [u16]>) {
         let (lr_t, eps_t) = h.corrected();
         let (b1, b2) = (T::c(h.beta1), T::c(h.beta2));
         let scale = T::c(h.grad_scale);
         let (lr_t, eps_t) = (T::c(lr_t), T::c(eps_t));
         let mp = crate::broadcast::cpu::SendPtr(m.as_mut_ptr());
         let vp = crate::broadcast::cpu::SendPtr(v.as_mut_ptr());
+        let hp = p16.map(|h| crate::broadcast::cpu::SendPtr(h.as_mut_ptr()));
         for_elems(p, 4, |start, ps| {
             // SAFETY: m and v have p's length; chunks of p map to disjoint ranges of them.
             let (ms, vs) = unsafe {
@@ -105,6 +123,12 @@ pub mod cpu {
                 *m = b1 * *m + (T::one() - b1) * g;
                 *v = b2 * *v + (T::one() - b2) * g * g;
                 *p = *p - lr_t * *m / (v.sqrt() + eps_t);
+            }
+            if let Some(hp) = &hp {
+                // SAFETY: the bf16 copy has p's length (checked by the caller); this chunk's range
+                // is written by this task alone. T is f32 (checked by the caller).
+                let hs = unsafe { std::slice::from_raw_parts_mut(hp.get().add(start), ps.len()) };
+                crate::bf16::convert_serial(bytemuck::cast_slice(ps), hs);
             }
         });
     }

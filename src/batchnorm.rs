@@ -41,6 +41,25 @@ pub fn forward_train<T: Real>(
     rstd: &mut Buffer<T>,
     running: Option<RunningStats<Buffer<T>>>,
 ) {
+    forward_train_bf16(rows, cols, x, affine, y, None, mean, rstd, running)
+}
+
+/// As [`forward_train`], also writing `y` rounded to bf16 into `y_bf16` (CPU only) in the same
+/// pass, for the bf16 matrix product that reads it next.
+pub fn forward_train_bf16<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    y: &mut Buffer<T>,
+    y_bf16: Option<&mut [u16]>,
+    mean: &mut Buffer<T>,
+    rstd: &mut Buffer<T>,
+    running: Option<RunningStats<Buffer<T>>>,
+) {
+    if let Some(h) = &y_bf16 {
+        assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
+    }
     check(rows, cols, x.len(), &affine);
     assert_eq!(y.len(), rows * cols, "batchnorm: output shape");
     assert!(mean.len() == cols && rstd.len() == cols, "batchnorm: statistics length");
@@ -54,21 +73,25 @@ pub fn forward_train<T: Real>(
             x.host(),
             host_affine(&affine),
             y,
+            y_bf16,
             mean.host_mut(),
             rstd.host_mut(),
             running.map(|r| RunningStats { mean: r.mean.host_mut(), var: r.var.host_mut(), momentum: r.momentum }),
         ),
         #[cfg(feature = "cuda")]
-        Buffer::Cuda(y) => cuda::forward_train(
-            rows,
-            cols,
-            x.cuda(),
-            cuda_affine(&affine),
-            y,
-            mean.cuda_mut(),
-            rstd.cuda_mut(),
-            running.map(|r| RunningStats { mean: r.mean.cuda_mut(), var: r.var.cuda_mut(), momentum: r.momentum }),
-        ),
+        Buffer::Cuda(y) => {
+            assert!(y_bf16.is_none(), "batchnorm: bf16 outputs are CPU-only");
+            cuda::forward_train(
+                rows,
+                cols,
+                x.cuda(),
+                cuda_affine(&affine),
+                y,
+                mean.cuda_mut(),
+                rstd.cuda_mut(),
+                running.map(|r| RunningStats { mean: r.mean.cuda_mut(), var: r.var.cuda_mut(), momentum: r.momentum }),
+            )
+        }
     }
 }
 
@@ -82,13 +105,38 @@ pub fn forward_eval<T: Real>(
     running_var: &Buffer<T>,
     y: &mut Buffer<T>,
 ) {
+    forward_eval_bf16(rows, cols, x, affine, running_mean, running_var, y, None)
+}
+
+/// As [`forward_eval`], also writing `y` rounded to bf16 into `y_bf16` (CPU only) in the same pass.
+pub fn forward_eval_bf16<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    running_mean: &Buffer<T>,
+    running_var: &Buffer<T>,
+    y: &mut Buffer<T>,
+    y_bf16: Option<&mut [u16]>,
+) {
     check(rows, cols, x.len(), &affine);
+    if let Some(h) = &y_bf16 {
+        assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
+    }
     match y {
-        Buffer::Host(y) => {
-            cpu::forward_eval(rows, cols, x.host(), host_affine(&affine), running_mean.host(), running_var.host(), y)
-        }
+        Buffer::Host(y) => cpu::forward_eval(
+            rows,
+            cols,
+            x.host(),
+            host_affine(&affine),
+            running_mean.host(),
+            running_var.host(),
+            y,
+            y_bf16,
+        ),
         #[cfg(feature = "cuda")]
         Buffer::Cuda(y) => {
+            assert!(y_bf16.is_none(), "batchnorm: bf16 outputs are CPU-only");
             cuda::forward_eval(rows, cols, x.cuda(), cuda_affine(&affine), running_mean.cuda(), running_var.cuda(), y)
         }
     }
@@ -118,7 +166,26 @@ pub fn backward<T: Real>(
     stats: BnStats<Buffer<T>>,
     grads: BnGrads<Buffer<T>>,
 ) {
+    backward_bf16(rows, cols, g, x, affine, stats, grads, None)
+}
+
+/// As [`backward`], also writing dx rounded to bf16 into `dx_bf16` in the same pass (CPU only;
+/// dx must then be overwritten, not accumulated): the gradient the dense layer below reads next.
+pub fn backward_bf16<T: Real>(
+    rows: usize,
+    cols: usize,
+    g: &Buffer<T>,
+    x: &Buffer<T>,
+    affine: BnAffine<Buffer<T>>,
+    stats: BnStats<Buffer<T>>,
+    grads: BnGrads<Buffer<T>>,
+    dx_bf16: Option<&mut [u16]>,
+) {
     check(rows, cols, x.len(), &affine);
+    if let Some(h) = &dx_bf16 {
+        assert_eq!(h.len(), rows * cols, "batchnorm backward: bf16 dx length");
+        assert!(grads.dx.as_ref().is_some_and(|d| !d.accumulate), "batchnorm backward: bf16 dx of an accumulated dx");
+    }
     assert_eq!(g.len(), rows * cols, "batchnorm backward: gradient shape");
     let (m, s) = match &stats {
         BnStats::Batch { mean, rstd } => (mean.len(), rstd.len()),
@@ -131,6 +198,8 @@ pub fn backward<T: Real>(
             assert_eq!(o.buf.len(), n, "batchnorm backward: {what} length");
         }
     }
+    #[cfg(feature = "cuda")]
+    assert!(dx_bf16.is_none() || g.device().is_cpu(), "batchnorm: bf16 outputs are CPU-only");
     match g {
         Buffer::Host(g) => cpu::backward(
             rows,
@@ -147,6 +216,7 @@ pub fn backward<T: Real>(
                 dgamma: grads.dgamma.map(GradOut::host),
                 dbeta: grads.dbeta.map(GradOut::host),
             },
+            dx_bf16,
         ),
         #[cfg(feature = "cuda")]
         Buffer::Cuda(g) => cuda::backward(
@@ -217,8 +287,37 @@ pub mod cpu {
         )
     }
 
-    /// y = max(0?, x·scale + shift) per column.
-    fn apply_affine<T: Real>(cols: usize, x: &[T], scale: &[T], shift: &[T], relu: bool, y: &mut [T]) {
+    /// A bf16 output shared by row tasks, each of which writes only its own rows.
+    struct Out16(*mut u16);
+    // SAFETY: tasks write disjoint row ranges of one live &mut [u16] (see write_rows).
+    unsafe impl Sync for Out16 {}
+    unsafe impl Send for Out16 {}
+
+    impl Out16 {
+        /// Rounds `rows` (f32 values: the callers assert T is f32) to bf16 at element `start`.
+        ///
+        /// # Safety
+        /// `start + rows.len()` is within the output, and no other task writes that range.
+        unsafe fn write_rows<T: Real>(&self, start: usize, rows: &[T]) {
+            // SAFETY: as the caller promises.
+            let h = unsafe { std::slice::from_raw_parts_mut(self.0.add(start), rows.len()) };
+            crate::bf16::convert_serial(bytemuck::cast_slice(rows), h);
+        }
+    }
+
+    /// y = max(0?, x·scale + shift) per column; with `y16`, also y rounded to bf16, each row
+    /// while it is still in L1 (no second pass over y).
+    fn apply_affine<T: Real>(
+        cols: usize,
+        x: &[T],
+        scale: &[T],
+        shift: &[T],
+        relu: bool,
+        y: &mut [T],
+        y16: Option<&mut [u16]>,
+    ) {
+        let out16 = y16.map(|h| Out16(h.as_mut_ptr()));
+        let out16 = &out16;
         for_row_chunks(y, cols, |row0, chunk| {
             let xs = &x[row0 * cols..row0 * cols + chunk.len()];
             for (yr, xr) in chunk.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
@@ -232,6 +331,10 @@ pub mod cpu {
                     }
                 }
             }
+            if let Some(o) = out16 {
+                // SAFETY: this task's rows of the bf16 output (length checked by the caller).
+                unsafe { o.write_rows(row0 * cols, chunk) };
+            }
         });
     }
 
@@ -241,10 +344,12 @@ pub mod cpu {
         x: &[T],
         affine: BnAffine<[T]>,
         y: &mut [T],
+        y16: Option<&mut [u16]>,
         mean: &mut [T],
         rstd: &mut [T],
         running: Option<RunningStats<[T]>>,
     ) {
+        assert!(y16.is_none() || T::NAME == "f32", "batchnorm: bf16 outputs of {} values", T::NAME);
         // One pass of shifted sums: d = x − x[first row] keeps Σd² − (Σd)²/n accurate when the
         // mean is large against the spread.
         let shift = &x[..cols];
@@ -272,7 +377,7 @@ pub mod cpu {
             scale[j] = T::from_f64(a);
             offset[j] = T::from_f64(affine.beta[j].as_f64() - mu * a);
         }
-        apply_affine(cols, x, &scale, &offset, affine.relu, y);
+        apply_affine(cols, x, &scale, &offset, affine.relu, y, y16);
         if let Some(run) = running {
             let m = run.momentum;
             let bessel = if rows > 1 { n / (n - 1.0) } else { 1.0 };
@@ -293,9 +398,11 @@ pub mod cpu {
         running_mean: &[T],
         running_var: &[T],
         y: &mut [T],
+        y16: Option<&mut [u16]>,
     ) {
+        assert!(y16.is_none() || T::NAME == "f32", "batchnorm: bf16 outputs of {} values", T::NAME);
         let (scale, offset) = eval_affine(cols, &affine, running_mean, running_var);
-        apply_affine(cols, x, &scale, &offset, affine.relu, y);
+        apply_affine(cols, x, &scale, &offset, affine.relu, y, y16);
     }
 
     /// (scale, shift) such that y = x·scale + shift with running statistics.
@@ -363,7 +470,9 @@ pub mod cpu {
         affine: BnAffine<[T]>,
         stats: BnStats<[T]>,
         grads: BnGrads<[T]>,
+        dx16: Option<&mut [u16]>,
     ) {
+        assert!(dx16.is_none() || T::NAME == "f32", "batchnorm: bf16 outputs of {} values", T::NAME);
         // Per column: x̂ = (x − mean)·r, and the forward's y = x·scale + offset (for the mask).
         let (mean, r): (Vec<T>, Vec<T>) = match stats {
             BnStats::Batch { mean, rstd } => (mean.to_vec(), rstd.to_vec()),
@@ -411,6 +520,8 @@ pub mod cpu {
                 (vec![T::zero(); cols], vec![T::zero(); cols])
             };
             let acc = dx.accumulate;
+            let out16 = dx16.map(|h| Out16(h.as_mut_ptr()));
+            let out16 = &out16;
             for_row_chunks(dx.buf, cols, |row0, chunk| {
                 let off = row0 * cols;
                 let gs = &g[off..off + chunk.len()];
@@ -423,6 +534,10 @@ pub mod cpu {
                         (false, true) => dx_row::<T, false, true>(dr, gr, xr, &c, &mean_g, &mean_gx),
                         (false, false) => dx_row::<T, false, false>(dr, gr, xr, &c, &mean_g, &mean_gx),
                     }
+                }
+                if let Some(o) = out16 {
+                    // SAFETY: this task's rows of the bf16 output (length checked by the caller).
+                    unsafe { o.write_rows(row0 * cols, chunk) };
                 }
             });
         }

@@ -7,6 +7,59 @@
 use crate::buffer::Buffer;
 use crate::real::Real;
 
+/// The arithmetic of f32 matrix products on the CPU. Bf16: inputs rounded to bf16, products
+/// accumulated and written in f32 by oneDNN ([`crate::onednn`]); everything else stays f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// "f32" or "bf16".
+    pub fn parse(name: &str) -> Option<Precision> {
+        match name {
+            "f32" => Some(Precision::F32),
+            "bf16" => Some(Precision::Bf16),
+            _ => None,
+        }
+    }
+
+    /// Whether bf16 products can run here; Err says why not (CPU or library missing).
+    pub fn bf16_available() -> Result<(), String> {
+        crate::onednn::get().map(|_| ())
+    }
+}
+
+/// C (=|+=) op(A)·op(B) with bf16 inputs and f32 accumulation and output (oneDNN's matmul).
+/// Panics if oneDNN is unavailable: callers check [`Precision::bf16_available`] up front.
+pub fn gemm_bf16(s: GemmShape, a: &[u16], b: &[u16], c: &mut [f32], accumulate: bool) {
+    assert_eq!(a.len(), s.m * s.k, "gemm_bf16: A has {} elements, expected {}×{}", a.len(), s.m, s.k);
+    assert_eq!(b.len(), s.k * s.n, "gemm_bf16: B has {} elements, expected {}×{}", b.len(), s.k, s.n);
+    assert_eq!(c.len(), s.m * s.n, "gemm_bf16: C has {} elements, expected {}×{}", c.len(), s.m, s.n);
+    if s.m == 0 || s.n == 0 {
+        return;
+    }
+    if s.k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let mm = crate::onednn::get().unwrap_or_else(|e| panic!("bf16 matrix product without oneDNN: {e}"));
+    // SAFETY: the lengths were checked above; C is a distinct &mut slice.
+    unsafe { mm.run(s, a.as_ptr().cast(), b.as_ptr().cast(), c.as_mut_ptr(), accumulate, crate::onednn::Inputs::Bf16) }
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Whether an operand is read as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trans {

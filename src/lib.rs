@@ -12,6 +12,7 @@
 pub mod adam;
 pub mod batchnorm;
 pub mod bernoulli;
+pub mod bf16;
 pub mod binarize;
 pub mod broadcast;
 pub mod buffer;
@@ -22,6 +23,7 @@ pub mod gather;
 pub mod gaussian;
 pub mod gemm;
 pub mod logsumexp;
+pub mod onednn;
 pub mod par;
 pub mod real;
 pub mod reparam;

@@ -1,7 +1,8 @@
 //! Adam over a parameter store, with per-parameter moment buffers on the parameters' device.
 
 use cagem_kernels::Real;
-use cagem_kernels::adam::{AdamStep, step, sum_squares};
+use cagem_kernels::adam::{AdamStep, step_bf16, sum_squares};
+use cagem_kernels::bf16::Bf16Buf;
 
 use crate::graph::Gradients;
 use crate::param::{ParamId, ParamStore};
@@ -16,6 +17,9 @@ pub struct Adam<T: Real> {
     pub t: u64,
     /// Global gradient-norm clipping: gradients are scaled by min(1, c/‖g‖) (off: None).
     pub clip_norm: Option<f64>,
+    /// Also write each updated parameter rounded to bf16 (for bf16 matrix products; f32 on the
+    /// CPU only), so the next step need not round the weights in a pass of its own.
+    pub bf16_weights: bool,
     moments: Vec<Option<(Tensor<T>, Tensor<T>)>>,
 }
 
@@ -32,7 +36,7 @@ pub struct StepOutcome {
 impl<T: Real> Adam<T> {
     /// The usual defaults: β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
     pub fn new() -> Self {
-        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, clip_norm: None, moments: Vec::new() }
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, clip_norm: None, bf16_weights: false, moments: Vec::new() }
     }
 
     /// One update of every parameter that has a gradient, with learning rate `lr`, if every
@@ -61,7 +65,12 @@ impl<T: Real> Adam<T> {
                 let d = p.device();
                 (Tensor::zeros(&d, p.rows(), p.cols()), Tensor::zeros(&d, p.rows(), p.cols()))
             });
-            step(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut());
+            let mut p16 = (self.bf16_weights && crate::ops::bf16::is_f32::<T>() && p.device().is_cpu())
+                .then(|| Bf16Buf::uninit(p.len()));
+            step_bf16(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut(), p16.as_deref_mut());
+            if let Some(b) = p16 {
+                p.set_bf16(b); // after the update: buf_mut() drops any older copy
+            }
         }
         StepOutcome { applied: true, grad_norm }
     }

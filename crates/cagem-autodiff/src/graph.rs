@@ -8,7 +8,10 @@
 //! Gradient buffers are never zero-filled: the first contribution overwrites, later ones add.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use cagem_kernels::bf16::Bf16Buf;
+use cagem_kernels::gemm::Precision;
 use cagem_kernels::{Buffer, Device, GradOut, Real};
 
 use crate::param::{ParamId, ParamStore};
@@ -41,11 +44,47 @@ pub struct Graph<T: Real> {
     nodes: Vec<Node<T>>,
     grad_enabled: bool,
     params: HashMap<(ParamId, bool), Var>,
+    precision: Precision,
+    /// bf16 copies of values that matrix products read (each made once per graph: a weight or an
+    /// activation feeds the forward product and again the backward one).
+    bf16: HashMap<Var, Arc<Bf16Buf>>,
 }
 
 impl<T: Real> Graph<T> {
     pub fn new(device: &Device) -> Self {
-        Graph { device: device.clone(), nodes: Vec::new(), grad_enabled: true, params: HashMap::new() }
+        Graph {
+            device: device.clone(),
+            nodes: Vec::new(),
+            grad_enabled: true,
+            params: HashMap::new(),
+            precision: Precision::F32,
+            bf16: HashMap::new(),
+        }
+    }
+
+    /// The arithmetic of this graph's matrix products (f32 by default). Bf16 applies to f32
+    /// graphs on the CPU; f64 graphs (gradient checks) always multiply in f64.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Whether this graph's products run in bf16.
+    pub(crate) fn bf16_products(&self) -> bool {
+        self.precision == Precision::Bf16 && crate::ops::bf16::is_f32::<T>() && self.device.is_cpu()
+    }
+
+    /// `v`'s value rounded to bf16, made on first request and kept for the graph's life.
+    pub(crate) fn bf16_of(&mut self, v: Var) -> Arc<Bf16Buf> {
+        if let Some(b) = self.bf16.get(&v).or(self.nodes[v.0].value.bf16()) {
+            return b.clone();
+        }
+        let b = Arc::new(crate::ops::bf16::round(self.nodes[v.0].value.buf()));
+        self.bf16.insert(v, b.clone());
+        b
     }
 
     pub fn device(&self) -> &Device {
@@ -207,6 +246,17 @@ impl<T: Real> GradSlot<T> {
     pub fn out(&mut self) -> GradOut<'_, Buffer<T>> {
         let accumulate = self.accumulate;
         GradOut::new(self.tensor.buf_mut(), accumulate)
+    }
+
+    /// Whether the next write overwrites (the first contribution to this gradient).
+    pub fn overwrites(&self) -> bool {
+        !self.accumulate
+    }
+
+    /// Attaches the gradient rounded to bf16, written together with it (any later contribution
+    /// drops it, as every mutable access does).
+    pub fn attach_bf16(&mut self, b: Bf16Buf) {
+        self.tensor.set_bf16(b);
     }
 }
 

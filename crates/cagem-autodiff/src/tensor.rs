@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cagem_kernels::bf16::Bf16Buf;
 use cagem_kernels::{Buffer, Device, Real};
 
 #[derive(Clone)]
@@ -10,12 +11,15 @@ pub struct Tensor<T: Real> {
     rows: usize,
     cols: usize,
     buf: Arc<Buffer<T>>,
+    /// The same values rounded to bf16, when the op that wrote them also wrote this for a bf16
+    /// matrix product to read (dropped by any mutable access).
+    bf16: Option<Arc<Bf16Buf>>,
 }
 
 impl<T: Real> Tensor<T> {
     pub fn from_buffer(rows: usize, cols: usize, buf: Buffer<T>) -> Self {
         assert_eq!(buf.len(), rows * cols, "tensor: buffer of {} elements for shape {rows}×{cols}", buf.len());
-        Tensor { rows, cols, buf: Arc::new(buf) }
+        Tensor { rows, cols, buf: Arc::new(buf), bf16: None }
     }
 
     /// A tensor whose contents are unspecified; the caller overwrites every element.
@@ -74,6 +78,7 @@ impl<T: Real> Tensor<T> {
 
     /// Mutable access to the buffer; copies it first if another tensor shares it.
     pub fn buf_mut(&mut self) -> &mut Buffer<T> {
+        self.bf16 = None;
         if Arc::get_mut(&mut self.buf).is_none() {
             self.buf = Arc::new(self.buf.duplicate());
         }
@@ -88,13 +93,29 @@ impl<T: Real> Tensor<T> {
     /// The same data viewed with another shape of the same size (no copy).
     pub fn reshape(&self, rows: usize, cols: usize) -> Self {
         assert_eq!(rows * cols, self.len(), "reshape {}×{} to {rows}×{cols}", self.rows, self.cols);
-        Tensor { rows, cols, buf: self.buf.clone() }
+        Tensor { rows, cols, buf: self.buf.clone(), bf16: self.bf16.clone() }
     }
 
     /// Rows `start .. start + n` as a new tensor on the same device.
     pub fn rows_range(&self, start: usize, n: usize) -> Self {
         assert!(start + n <= self.rows, "rows {start}..{} of a {}-row tensor", start + n, self.rows);
         Self::from_buffer(n, self.cols, self.buf.copy_range(start * self.cols, n * self.cols))
+    }
+
+    /// Attaches the values rounded to bf16 (written by the same kernel as the f32 ones).
+    pub fn with_bf16(mut self, b: Bf16Buf) -> Self {
+        self.set_bf16(b);
+        self
+    }
+
+    pub fn set_bf16(&mut self, b: Bf16Buf) {
+        assert_eq!(b.len(), self.len(), "tensor: bf16 copy of {} values for {} elements", b.len(), self.len());
+        self.bf16 = Some(Arc::new(b));
+    }
+
+    /// The bf16 copy, if the writer made one.
+    pub fn bf16(&self) -> Option<&Arc<Bf16Buf>> {
+        self.bf16.as_ref()
     }
 
     /// The contents on the host (a transfer from a GPU).

@@ -167,6 +167,11 @@ pub struct TrainArgs {
     /// No progress bar; one line per epoch.
     #[arg(long)]
     pub quiet: bool,
+    /// Matrix-product arithmetic: f32, bf16 (bf16 inputs, f32 accumulation and everything else
+    /// f32; CPU with AVX512_BF16/AMX and oneDNN, see scripts/install-bf16.sh) or auto (bf16 where
+    /// available). Saved with the run; --resume keeps the run's unless given.
+    #[arg(long, value_name = "P", value_parser = ["f32", "bf16", "auto"])]
+    pub precision: Option<String>,
     /// The ids of the options given on the command line (filled in by `main`), so that a resumed
     /// run keeps its own values for the others.
     #[arg(skip)]
@@ -207,6 +212,10 @@ pub struct EvalArgs {
     /// Folder with the data files, if not the one recorded in the run.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Matrix-product arithmetic of the evaluation (f32 whatever the run trained with; bf16 or
+    /// auto as for `train`).
+    #[arg(long, value_name = "P", default_value = "f32", value_parser = ["f32", "bf16", "auto"])]
+    pub precision: String,
 }
 
 #[derive(Args, Debug)]
@@ -231,6 +240,9 @@ pub struct BenchArgs {
     pub json: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Matrix-product arithmetic: f32, bf16 or auto (as for `train`).
+    #[arg(long, value_name = "P", default_value = "f32", value_parser = ["f32", "bf16", "auto"])]
+    pub precision: String,
 }
 
 fn parse_widths(s: &str) -> Result<[usize; 2], String> {

@@ -15,20 +15,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let cfg = ModelConfig { clusters: a.clusters, ..ModelConfig::default() };
     cfg.validate()?;
     let device = a.device.open()?;
+    let precision = cagem::precision::resolve(&a.precision, &device)?;
     eprintln!(
-        "benchmarking the paper's MNIST model (K={}) on {}: {} timed steps after {} warm-up, batch {} + {} labelled",
+        "benchmarking the paper's MNIST model (K={}) on {} in {}: {} timed steps after {} warm-up, batch {} + {} labelled",
         cfg.clusters,
         device.name(),
+        precision.name(),
         a.steps,
         a.warmup,
         a.batch,
         a.labelled_batch
     );
-    let r = bench::<f32>(&cfg, a.batch, a.labelled_batch, a.steps, a.warmup, &device);
+    let r = bench::<f32>(&cfg, a.batch, a.labelled_batch, a.steps, a.warmup, &device, precision);
     if let Some(p) = &r.profile {
         eprintln!("time per op over the {} timed training steps (CAGEM_PROFILE):\n{p}", a.steps);
     }
-    println!("device                 {} ({} threads)", r.device, r.threads);
+    println!("device                 {} ({} threads), {} matrix products", r.device, r.threads, r.precision);
     println!("parameters             {}", r.parameters);
     println!(
         "training step          {:.1} ms median  →  {:.0} unlabelled examples/s",

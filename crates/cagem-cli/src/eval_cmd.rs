@@ -15,7 +15,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
         return Err(Error::config("--k must be at least 1"));
     }
     let device = a.device.open()?;
+    let precision = cagem::precision::resolve(&a.precision, &device)?;
     let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
+    model.precision = precision;
     let data = data_source::for_run(&meta.train, &meta.model, a.data.as_deref())?;
     if data.dim() != model.cfg.x_dim {
         return Err(Error::config(format!(
@@ -64,12 +66,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "active units      z1 {}/{}  z2 {}/{}",
         report.active_units_z1, model.cfg.z1, report.active_units_z2, model.cfg.z2
     );
-    println!("time              {:.1} s on {}", report.seconds, device.name());
+    println!("time              {:.1} s on {} ({} matrix products)", report.seconds, device.name(), precision.name());
     if a.json {
         let mut v = serde_json::to_value(&report).expect("json");
         v["run"] = a.run.display().to_string().into();
         v["epochs"] = meta.state.epochs_done.into();
         v["device"] = device.name().into();
+        v["precision"] = precision.name().into();
         println!("{v}");
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cagem::data::{Dataset, DeviceData};
 use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::train::open_run;
+use cagem::precision::Precision;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
@@ -21,6 +22,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         _ => None,
     };
     let (mut model_cfg, mut cfg) = requested(&a, saved.as_ref());
+    // A resumed run keeps its precision unless --precision names another (then the usual
+    // configuration check refuses the mismatch); `auto` on a resume keeps the run's.
+    cfg.precision = match (a.precision.as_deref(), saved.is_some()) {
+        (Some("auto") | None, true) => cfg.precision,
+        (Some(p), _) => cagem::precision::resolve(p, &device)?,
+        (None, false) => Precision::F32,
+    };
     let mut data = data_source::for_run(&cfg, &model_cfg, None)?;
     if let Some(n) = cfg.n_train {
         data = data.truncated(n, data.n_test());
@@ -35,7 +43,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         eprintln!("labels: {note}");
     }
     eprintln!(
-        "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {}",
+        "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {} ({} matrix products)",
         run.cfg.labels,
         model_cfg.clusters,
         model_cfg.z1,
@@ -43,7 +51,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         model_cfg.q_hidden,
         model_cfg.p_hidden,
         run.model.store.trainable_count(),
-        device.name()
+        device.name(),
+        run.cfg.precision.name()
     );
     if a.resume {
         eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);

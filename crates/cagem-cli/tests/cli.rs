@@ -595,3 +595,61 @@ fn a_full_disk_during_a_checkpoint_keeps_the_previous_one() {
     assert!(o.status.success(), "resume once there is room failed: {:?}", text(&o));
     assert_eq!(epoch_records(&run).len(), 2);
 }
+
+/// --precision: refused clearly where bf16 cannot run; where it can, saved with the run, kept on
+/// resume, f32 in eval unless asked, and reported by bench --json.
+#[test]
+fn precision_contract() {
+    let bench = ["bench", "--json", "--steps", "1", "--warmup", "0", "--batch", "4", "--labelled-batch", "2"];
+    let o = Command::new(env!("CARGO_BIN_EXE_cagem"))
+        .args(bench)
+        .args(["--precision", "bf16"])
+        .env("CAGEM_DNNL_LIB", "/nonexistent/libdnnl.so.3")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "bf16 without oneDNN succeeded: {err}");
+    assert!(err.contains("--precision bf16 is unavailable") && err.contains("CAGEM_DNNL_LIB"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_cagem"))
+        .args(bench)
+        .args(["--precision", "auto"])
+        .env("CAGEM_DNNL_LIB", "/nonexistent/libdnnl.so.3")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success() && err.contains("precision: auto chose f32"), "{err}");
+    let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(b["precision"], "f32");
+
+    if cagem_kernels::onednn::for_test("precision_contract (bf16 half)").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let r = run.to_str().unwrap();
+    let o = cagem(&train_args(d, r, &["--precision", "bf16"]));
+    assert!(o.status.success(), "bf16 train failed: {:?}", text(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["train"]["precision"], "bf16");
+    let o = cagem(&train_args(d, r, &["--resume", "--epochs", "2"]));
+    let (_, err) = text(&o);
+    assert!(o.status.success() && err.contains("bf16 matrix products"), "resume did not keep bf16: {err}");
+    fails_with(&train_args(d, r, &["--resume", "--epochs", "3", "--precision", "f32"]), &["precision"]);
+    for (extra, want) in [(None, "f32"), (Some("bf16"), "bf16")] {
+        let mut a = vec!["eval", "--run", r, "--k", "2", "--n-test", "5", "--json"];
+        a.extend(extra.map(|p| ["--precision", p]).into_iter().flatten());
+        let o = cagem(&a);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "eval failed: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(v["precision"], want);
+    }
+    let o = cagem(&[&bench[..], &["--precision", "bf16"]].concat());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "bf16 bench failed: {err}");
+    let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(b["precision"], "bf16");
+}

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use cagem_autodiff::{Adam, Device, Graph, Real, RngStream, Tensor};
+use cagem_kernels::gemm::Precision;
 use cagem_kernels::rng::HostRng;
 use serde::Serialize;
 
@@ -17,6 +18,8 @@ use crate::train::train_step;
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub device: String,
+    /// "f32" or "bf16": the arithmetic of the matrix products.
+    pub precision: String,
     pub threads: usize,
     pub batch: usize,
     pub labelled_batch: usize,
@@ -62,8 +65,10 @@ pub fn bench<T: Real>(
     steps: usize,
     warmup: usize,
     device: &Device,
+    precision: Precision,
 ) -> BenchReport {
     let mut model = Cagem::<T>::new(cfg.clone(), 1, device);
+    model.precision = precision;
     let mut adam = Adam::new();
     let mut noise = NoiseStreams::new(7);
     let mut rng = HostRng::new(3, 0);
@@ -99,6 +104,7 @@ pub fn bench<T: Real>(
     for i in 0..warmup + steps {
         let t0 = Instant::now();
         let mut g = Graph::new(device);
+        g.set_precision(precision);
         g.set_grad_enabled(false);
         let x = g.constant(x_u.clone());
         let t = model.elbo_terms(&mut g, BnUse::Train { update_running: true }, x, &mut noise);
@@ -116,6 +122,7 @@ pub fn bench<T: Real>(
         for i in 0..warmup + steps {
             let t0 = Instant::now();
             let mut g = Graph::new(device);
+            g.set_precision(precision);
             let x = g.constant(x_iw.clone());
             let c = model.iw_chunk(&mut g, x, iw_rows / iw_images, estimator, &mut noise);
             let _ = g.value(c.log_sum_w).to_vec();
@@ -131,6 +138,7 @@ pub fn bench<T: Real>(
     let (tm, fm) = (median(step_ms), median(fwd_ms));
     BenchReport {
         device: device.name(),
+        precision: precision.name().to_string(),
         threads: rayon::current_num_threads(),
         batch,
         labelled_batch,

@@ -1,6 +1,7 @@
 //! What defines a model and a training run. Both are saved in every checkpoint; a resumed run
 //! must match them (only the number of epochs may grow).
 
+use cagem_kernels::gemm::Precision;
 use serde::{Deserialize, Serialize};
 
 /// The architecture (DESIGN.md §1). Defaults are the paper's MNIST model.
@@ -153,10 +154,29 @@ pub struct TrainConfig {
     /// Consecutive skipped steps (non-finite loss or gradient) after which training stops.
     #[serde(default = "default_max_skips")]
     pub max_skips: usize,
+    /// The arithmetic of the matrix products: f32, or bf16 inputs with f32 accumulation (CPU,
+    /// oneDNN). Runs saved before this field existed were f32.
+    #[serde(default, with = "precision_name")]
+    pub precision: Precision,
 }
 
 fn default_max_skips() -> usize {
     20
+}
+
+/// `Precision` in JSON as its name ("f32", "bf16").
+mod precision_name {
+    use cagem_kernels::gemm::Precision;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        let name = String::deserialize(d)?;
+        Precision::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown precision '{name}'")))
+    }
 }
 
 impl Default for TrainConfig {
@@ -178,6 +198,7 @@ impl Default for TrainConfig {
             clip_norm: None,
             max_skips: default_max_skips(),
             valid_fraction: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -197,5 +218,23 @@ impl TrainConfig {
     /// also used unlabelled, so N_u = the training-set size.
     pub fn alpha(&self, n_unlabelled: usize) -> f64 {
         if self.labels == 0 { 0.0 } else { self.beta * (n_unlabelled + self.labels) as f64 / self.labels as f64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_is_saved_by_name_and_old_runs_are_f32() {
+        let cfg = TrainConfig { precision: Precision::Bf16, ..TrainConfig::default() };
+        let mut v = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(v["precision"], "bf16");
+        assert_eq!(serde_json::from_value::<TrainConfig>(v.clone()).unwrap(), cfg);
+        // A configuration written before the field existed.
+        v.as_object_mut().unwrap().remove("precision");
+        assert_eq!(serde_json::from_value::<TrainConfig>(v.clone()).unwrap().precision, Precision::F32);
+        v["precision"] = "f16".into();
+        assert!(serde_json::from_value::<TrainConfig>(v).is_err());
     }
 }

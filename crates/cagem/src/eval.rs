@@ -216,6 +216,7 @@ pub fn iw_per_example<T: Real>(
         while done < k {
             let s = s_per_chunk.min(k - done);
             let mut g = Graph::<T>::new(&dev);
+            g.set_precision(model.precision);
             g.set_grad_enabled(false);
             let xv = g.constant(x.rows_range(start, nimg));
             let c = model.iw_chunk(&mut g, xv, s, opts.estimator, noise);
@@ -263,6 +264,7 @@ pub fn class_probabilities<T: Real>(
         while done < samples {
             let s = s_per_chunk.min(samples - done);
             let mut g = Graph::<T>::new(&dev);
+            g.set_precision(model.precision);
             g.set_grad_enabled(false);
             let xv = g.constant(x.rows_range(start, nimg));
             let (lq, lp) = model.class_chunk(&mut g, xv, s, noise);
@@ -342,6 +344,7 @@ pub fn evaluate_rows<T: Real>(
     while start < n {
         let b = batch.min(n - start);
         let mut g = Graph::<T>::new(&dev);
+        g.set_precision(model.precision);
         g.set_grad_enabled(false);
         let xv = g.constant(x.rows_range(start, b));
         let t = model.elbo_terms(&mut g, BnUse::Eval, xv, &mut noise);

@@ -14,6 +14,7 @@ pub mod model;
 pub mod nn;
 pub mod pca;
 pub mod pictures;
+pub mod precision;
 pub mod train;
 
 pub use config::{Likelihood, ModelConfig, TrainConfig};

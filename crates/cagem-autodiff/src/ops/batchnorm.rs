@@ -2,7 +2,10 @@
 //! statistics and may update running averages; inference mode uses the running averages.
 
 use cagem_kernels::Real;
-use cagem_kernels::batchnorm::{BnAffine, BnGrads, BnStats, RunningStats, backward, forward_eval, forward_train};
+use cagem_kernels::batchnorm::{
+    BnAffine, BnGrads, BnStats, RunningStats, backward_bf16, forward_eval_bf16, forward_train_bf16,
+};
+use cagem_kernels::bf16::Bf16Buf;
 
 use crate::graph::{Backward, BackwardCx, Graph, Var};
 use crate::tensor::Tensor;
@@ -22,18 +25,21 @@ impl<T: Real> Graph<T> {
         assert_eq!(self.shape(gamma), (1, cols), "batch_norm: gamma shape");
         assert_eq!(self.shape(beta), (1, cols), "batch_norm: beta shape");
         let mut y = self.alloc(rows, cols);
+        // Under bf16 products the output (the next dense layer's input) is also written rounded.
+        let mut y16 = self.bf16_products().then(|| Bf16Buf::uninit(rows * cols));
         let affine = BnAffine { gamma: self.value(gamma).buf(), beta: self.value(beta).buf(), eps, relu };
         let stats = match mode {
             BnMode::Train { running, momentum } => {
                 let mut mean = self.alloc(1, cols);
                 let mut rstd = self.alloc(1, cols);
                 let running = running.map(|(m, v)| RunningStats { mean: m.buf_mut(), var: v.buf_mut(), momentum });
-                forward_train(
+                forward_train_bf16(
                     rows,
                     cols,
                     self.value(x).buf(),
                     affine,
                     y.buf_mut(),
+                    y16.as_deref_mut(),
                     mean.buf_mut(),
                     rstd.buf_mut(),
                     running,
@@ -41,11 +47,17 @@ impl<T: Real> Graph<T> {
                 Saved::Batch { mean, rstd }
             }
             BnMode::Eval { mean, var } => {
-                forward_eval(rows, cols, self.value(x).buf(), affine, mean.buf(), var.buf(), y.buf_mut());
+                let (xv, mv, vv) = (self.value(x).buf(), mean.buf(), var.buf());
+                forward_eval_bf16(rows, cols, xv, affine, mv, vv, y.buf_mut(), y16.as_deref_mut());
                 Saved::Running { mean: mean.clone(), var: var.clone() }
             }
         };
-        self.record(y, &[x, gamma, beta], BatchNormBackward { x, gamma, beta, stats, eps, relu })
+        let bf16 = self.bf16_products();
+        let y = match y16 {
+            Some(h) => y.with_bf16(h),
+            None => y,
+        };
+        self.record(y, &[x, gamma, beta], BatchNormBackward { x, gamma, beta, stats, eps, relu, bf16 })
     }
 }
 
@@ -61,6 +73,8 @@ struct BatchNormBackward<T: Real> {
     stats: Saved<T>,
     eps: f64,
     relu: bool,
+    /// Under bf16 products: dx (the gradient of a dense layer's output) is also written rounded.
+    bf16: bool,
 }
 
 impl<T: Real> Backward<T> for BatchNormBackward<T> {
@@ -74,7 +88,11 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
             Saved::Batch { mean, rstd } => BnStats::Batch { mean: mean.buf(), rstd: rstd.buf() },
             Saved::Running { mean, var } => BnStats::Running { mean: mean.buf(), var: var.buf() },
         };
-        backward(
+        let mut dx16 = match &sx {
+            Some(s) if self.bf16 && s.overwrites() => Some(Bf16Buf::uninit(rows * cols)),
+            _ => None,
+        };
+        backward_bf16(
             rows,
             cols,
             g.buf(),
@@ -86,7 +104,11 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
                 dgamma: sg.as_mut().map(|s| s.out()),
                 dbeta: sb.as_mut().map(|s| s.out()),
             },
+            dx16.as_deref_mut(),
         );
+        if let (Some(s), Some(h)) = (sx.as_mut(), dx16) {
+            s.attach_bf16(h);
+        }
         cx.put(sx);
         cx.put(sg);
         cx.put(sb);

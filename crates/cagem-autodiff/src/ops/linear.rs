@@ -2,12 +2,19 @@
 //! how a layer over concatenated inputs runs without concatenating them (W·[x; z] = Wₓx + W_z z).
 //! A bias is written first and the products accumulate onto it, so it costs no extra pass.
 //!
-//! Backward: dxᵢ = g·Wᵢᵀ, dWᵢ = xᵢᵀ·g (strided operands, no transposing copies), db = Σ_rows g.
+//! Backward: dxᵢ = g·Wᵀ, dWᵢ = xᵢᵀ·g (strided operands, no transposing copies), db = Σ_rows g.
+//!
+//! Under `Precision::Bf16` the products read bf16 copies of x, W and g (each rounded once per
+//! graph, shared by the forward and backward products) and accumulate and write f32.
 
+use std::sync::Arc;
+
+use cagem_kernels::bf16::Bf16Buf;
 use cagem_kernels::broadcast::{fold_rows, tile_rows};
-use cagem_kernels::gemm::{GemmShape, Trans, gemm, gemm_pair};
+use cagem_kernels::gemm::{GemmShape, Trans, gemm, gemm_bf16, gemm_pair};
 use cagem_kernels::{GradOut, Real};
 
+use super::bf16::{as_f32_mut, round};
 use crate::graph::{Backward, BackwardCx, Graph, Var};
 use crate::tensor::Tensor;
 
@@ -35,32 +42,60 @@ impl<T: Real> Graph<T> {
             tile_rows(out_cols, self.value(b).buf(), T::one(), GradOut::new(out.buf_mut(), false));
             accumulate = true;
         }
+        let bf16 = self.bf16_products();
+        let mut rounded = Vec::new();
         for &(x, w) in terms {
-            let (xv, wv) = (self.value(x), self.value(w));
-            let s = GemmShape::new(rows, out_cols, xv.cols(), Trans::N, Trans::N);
-            gemm(s, xv.buf(), wv.buf(), out.buf_mut(), accumulate);
+            let s = GemmShape::new(rows, out_cols, self.value(x).cols(), Trans::N, Trans::N);
+            if bf16 {
+                let (xb, wb) = (self.bf16_of(x), self.bf16_of(w));
+                gemm_bf16(s, &xb, &wb, as_f32_mut(out.buf_mut()), accumulate);
+                rounded.push((xb, wb));
+            } else {
+                let (xv, wv) = (self.value(x), self.value(w));
+                gemm(s, xv.buf(), wv.buf(), out.buf_mut(), accumulate);
+            }
             accumulate = true;
         }
         let mut inputs: Vec<Var> = terms.iter().flat_map(|&(x, w)| [x, w]).collect();
         inputs.extend(bias);
-        self.record(out, &inputs, LinearBackward { terms: terms.to_vec(), bias })
+        self.record(out, &inputs, LinearBackward { terms: terms.to_vec(), bias, rounded })
     }
 }
 
 struct LinearBackward {
     terms: Vec<(Var, Var)>,
     bias: Option<Var>,
+    /// bf16 copies of each term's (x, W) when the products run in bf16 (empty otherwise).
+    rounded: Vec<(Arc<Bf16Buf>, Arc<Bf16Buf>)>,
 }
 
 impl<T: Real> Backward<T> for LinearBackward {
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let (rows, out_cols) = g.shape();
-        for &(x, w) in &self.terms {
+        // g rounded once: it feeds both products of every term.
+        // (The batch norm above writes it already rounded.)
+        let gb = (!self.rounded.is_empty()).then(|| g.bf16().cloned().unwrap_or_else(|| Arc::new(round(g.buf()))));
+        for (i, &(x, w)) in self.terms.iter().enumerate() {
             let (xv, wv) = (cx.value(x).clone(), cx.value(w).clone());
             let in_cols = xv.cols();
             let dx_shape = GemmShape::new(rows, in_cols, out_cols, Trans::N, Trans::T);
             let dw_shape = GemmShape::new(in_cols, out_cols, rows, Trans::T, Trans::N);
             let (mut sx, mut sw) = (cx.slot(x), cx.slot(w));
+            if let Some(gb) = &gb {
+                // oneDNN runs each product on the whole OpenMP team: one after the other.
+                let (xb, wb) = &self.rounded[i];
+                if let Some(sx) = sx.as_mut() {
+                    let dx = sx.out();
+                    gemm_bf16(dx_shape, gb, wb, as_f32_mut(dx.buf), dx.accumulate);
+                }
+                if let Some(sw) = sw.as_mut() {
+                    let dw = sw.out();
+                    gemm_bf16(dw_shape, xb, gb, as_f32_mut(dw.buf), dw.accumulate);
+                }
+                cx.put(sx);
+                cx.put(sw);
+                continue;
+            }
             match (sx.as_mut(), sw.as_mut()) {
                 (Some(sx), Some(sw)) => {
                     let (dx, dw) = (sx.out(), sw.out());

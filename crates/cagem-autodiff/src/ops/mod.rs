@@ -5,6 +5,7 @@
 //! [`Backward`]: crate::Backward
 
 pub mod batchnorm;
+pub(crate) mod bf16;
 pub mod broadcast;
 pub mod density;
 pub mod elementwise;

@@ -9,6 +9,7 @@
 //! k·B + b is example b under y = k), so per-example tensors repeat with period B and per-row
 //! results reshape to K × B.
 
+use cagem_kernels::gemm::Precision;
 use std::sync::Arc;
 
 use cagem_autodiff::{Axis, Device, Graph, Indices, ParamId, ParamStore, Real, Var};
@@ -51,6 +52,9 @@ pub struct Cagem<T: Real> {
     pub cfg: ModelConfig,
     pub store: ParamStore<T>,
     nets: Nets,
+    /// The arithmetic of the matrix products of graphs built for this model (not saved with the
+    /// weights: training takes it from the run's configuration, evaluation from its flag).
+    pub precision: Precision,
 }
 
 /// The per-example pieces of the ELBO of an unlabelled batch (1 × B each):
@@ -233,7 +237,7 @@ impl<T: Real> Cagem<T> {
             nets.input_stats = Some((mean, std));
         }
         store.to_device(device);
-        Cagem { cfg, store, nets }
+        Cagem { cfg, store, nets, precision: Precision::F32 }
     }
 
     pub fn device(&self) -> Device {

@@ -44,6 +44,7 @@ pub fn train_step<T: Real>(
         }
     };
     let mut g = Graph::new(&dev);
+    g.set_precision(model.precision);
     let xu = g.constant(x_u.clone());
     let lab = labelled.map(|(x, y)| Labelled { x: g.constant(x.clone()), y });
     let l = semi_supervised_loss(model, &mut g, xu, lab, temperature, alpha, noise);
@@ -67,6 +68,7 @@ pub fn train_step<T: Real>(
         return Ok(StepScalars { skipped: true, ..s });
     }
     let t0 = std::time::Instant::now();
+    adam.bf16_weights = model.precision == cagem_kernels::gemm::Precision::Bf16;
     s.skipped = !adam.step(&mut model.store, &grads, lr).applied;
     drop(grads);
     if s.skipped {
