@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cagem::data::{Dataset, DeviceData};
+use cagem::precision::Precision;
 use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::train::open_run;
-use cagem::precision::Precision;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
