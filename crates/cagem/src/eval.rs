@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use cagem_autodiff::{Graph, Real, Tensor};
+use cagem_autodiff::{Real, Tensor};
 use cagem_kernels::gaussian::clamp_logvar;
 use serde::Serialize;
 
@@ -200,7 +200,6 @@ pub fn iw_per_example<T: Real>(
 ) -> IwPerExample {
     let n = x.rows();
     let kk = model.cfg.clusters;
-    let dev = model.device();
     let jacobian = model.standardizer().map_or(0.0, |s| s.log_jacobian());
     let k = opts.k.max(1);
     let per_group = (opts.chunk_rows / k).clamp(1, n.max(1));
@@ -215,9 +214,7 @@ pub fn iw_per_example<T: Real>(
         let mut first = true;
         while done < k {
             let s = s_per_chunk.min(k - done);
-            let mut g = Graph::<T>::new(&dev);
-            g.set_precision(model.precision);
-            g.set_grad_enabled(false);
+            let mut g = model.inference_graph();
             let xv = g.constant(x.rows_range(start, nimg));
             let c = model.iw_chunk(&mut g, xv, s, opts.estimator, noise);
             for (acc, v) in lse.iter_mut().zip(g.value(c.log_sum_w).to_f64_vec()) {
@@ -251,7 +248,7 @@ pub fn class_probabilities<T: Real>(
     noise: &mut NoiseStreams,
     progress: &mut dyn FnMut(usize),
 ) -> (Vec<f64>, Vec<f64>) {
-    let (n, kk, dev) = (x.rows(), model.cfg.clusters, model.device());
+    let (n, kk) = (x.rows(), model.cfg.clusters);
     let samples = samples.max(1);
     let per_group = (chunk_rows / samples).clamp(1, n.max(1));
     let (mut p_y, mut q_y) = (vec![0.0; n * kk], vec![0.0; n * kk]);
@@ -263,9 +260,7 @@ pub fn class_probabilities<T: Real>(
         let mut done = 0;
         while done < samples {
             let s = s_per_chunk.min(samples - done);
-            let mut g = Graph::<T>::new(&dev);
-            g.set_precision(model.precision);
-            g.set_grad_enabled(false);
+            let mut g = model.inference_graph();
             let xv = g.constant(x.rows_range(start, nimg));
             let (lq, lp) = model.class_chunk(&mut g, xv, s, noise);
             let (lq, lp) = (g.value(lq).to_f64_vec(), g.value(lp).to_f64_vec());
@@ -331,7 +326,6 @@ pub fn evaluate_rows<T: Real>(
     let x = x.rows_range(0, n);
     let k_clusters = model.cfg.clusters;
     let (dz1, dz2) = (model.cfg.z1, model.cfg.z2);
-    let dev = model.device();
     let jacobian = model.standardizer().map_or(0.0, |s| s.log_jacobian());
     let mut noise = NoiseStreams::new(opts.seed);
     let total = 2 * n;
@@ -343,9 +337,7 @@ pub fn evaluate_rows<T: Real>(
     let mut start = 0;
     while start < n {
         let b = batch.min(n - start);
-        let mut g = Graph::<T>::new(&dev);
-        g.set_precision(model.precision);
-        g.set_grad_enabled(false);
+        let mut g = model.inference_graph();
         let xv = g.constant(x.rows_range(start, b));
         let t = model.elbo_terms(&mut g, BnUse::Eval, xv, &mut noise);
         let get = |v| g.value(v).to_f64_vec();

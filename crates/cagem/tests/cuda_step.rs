@@ -73,8 +73,8 @@ fn training_step_on_cuda_matches_the_cpu() {
     compare::<f32>(&gpu, 1e-5, 2e-3);
 }
 
-/// `train_step` reads its scalars after the update, gathered in one transfer: on the GPU they must
-/// match the CPU's, and the parameters after the step too.
+/// `train_step` gathers its scalars on the device and reads them in one transfer once backward is
+/// queued: on the GPU they must match the CPU's, and the parameters after the step too.
 fn compare_train_step<T: Real>(gpu: &Device, tol: f64, param_tol: f64) {
     let cfg = ModelConfig { z1: 8, z2: 4, q_hidden: [96, 48], p_hidden: [48, 96], ..ModelConfig::default() };
     let mut rng = HostRng::new(17, 0);

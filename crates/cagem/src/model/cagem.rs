@@ -244,6 +244,14 @@ impl<T: Real> Cagem<T> {
         self.store.get(ParamId(0)).device()
     }
 
+    /// A graph for evaluation: on the model's device, in its precision, with gradients off.
+    pub fn inference_graph(&self) -> Graph<T> {
+        let mut g = Graph::new(&self.device());
+        g.set_precision(self.precision);
+        g.set_grad_enabled(false);
+        g
+    }
+
     /// The standardisation the model applies to its inputs (a model built with `standardize`).
     pub fn standardizer(&self) -> Option<Standardizer> {
         self.nets
