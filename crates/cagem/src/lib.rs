@@ -12,6 +12,7 @@ pub mod eval;
 pub mod export;
 pub mod model;
 pub mod nn;
+pub mod paper;
 pub mod pca;
 pub mod pictures;
 pub mod precision;
