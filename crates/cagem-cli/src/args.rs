@@ -42,6 +42,10 @@ pub enum Command {
     Encode(EncodeArgs),
     /// The importance-weighted bound log p(x) of every example (.npz or .csv).
     Score(ScoreArgs),
+    /// Run every configuration of one of the paper's tables (training with periodic test
+    /// evaluation, then IW-5000), resuming what DIR already holds, and write DIR/tableN.md and
+    /// .json with our figures beside the paper's; or emit a Slurm array job that does the same.
+    Reproduce(ReproduceArgs),
     /// Derive the 28×28 OMNIGLOT set (area downsampling, split by drawer, alphabet labels) from
     /// the original 105×105 images; its output is what this binary bundles.
     PrepareOmniglot(PrepareOmniglotArgs),
@@ -127,8 +131,8 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint, with the run's configuration: options
     /// not given keep the run's values; a given option that contradicts the run is refused,
-    /// except --epochs, --lr, --max-skips, --threads, --device and --quiet (changes are recorded in
-    /// metrics.jsonl and config.json).
+    /// except --epochs, --lr, --max-skips, --precision, --eval-every/-k/-n, --threads, --device
+    /// and --quiet (changes are recorded in metrics.jsonl and config.json).
     #[arg(long, requires = "out")]
     pub resume: bool,
     #[command(flatten)]
@@ -172,6 +176,18 @@ pub struct TrainArgs {
     /// available). Saved with the run; --resume keeps the run's unless given.
     #[arg(long, value_name = "P", value_parser = ["f32", "bf16", "auto"])]
     pub precision: Option<String>,
+    /// Evaluate on the test set after every E-th epoch and the last; the figures (test_elbo,
+    /// test_log_likelihood, both error rates, KL(z2), active units, seconds) join that epoch's
+    /// line of metrics.jsonl. The same code and noise seed as `cagem eval --k K --n-test N
+    /// --spread` on the saved checkpoint, in the run's arithmetic; training is unchanged by it.
+    #[arg(long, value_name = "E")]
+    pub eval_every: Option<usize>,
+    /// Importance samples per test image of the periodic evaluation.
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub eval_k: usize,
+    /// Test images of the periodic evaluation, spread over the classes.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub eval_n: usize,
     /// The ids of the options given on the command line (filled in by `main`), so that a resumed
     /// run keeps its own values for the others.
     #[arg(skip)]
@@ -197,6 +213,10 @@ pub struct EvalArgs {
     /// there the first N cover only the first few alphabets).
     #[arg(long, value_name = "N")]
     pub n_test: Option<usize>,
+    /// With --n-test N: N images spread over the classes (in turn from each) instead of the
+    /// first N, as `train --eval-every` chooses them.
+    #[arg(long, requires = "n_test")]
+    pub spread: bool,
     /// Print the results as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
@@ -383,4 +403,80 @@ pub struct ScoreArgs {
     /// Samples × images per IW forward pass (memory against speed).
     #[arg(long, default_value_t = 1000, value_name = "ROWS")]
     pub chunk: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// table1 (MNIST log-likelihood: CaGeM-0 with K = 20, 5, 10; CaGeM-20, -50, -100), table2
+    /// (OMNIGLOT CaGeM-500, K = 50) or table3 (MNIST errors of p(y|x) with 20, 50, 100 labels).
+    #[arg(value_parser = ["table1", "table2", "table3"])]
+    pub table: String,
+    /// Folder of the runs, one sub-folder per configuration (default: runs/<table>). Runs it
+    /// already holds are resumed, finished ones are left alone.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Epochs of every run (fewer than the full 1000 is reported as a shortened schedule).
+    #[arg(long, default_value_t = 1000, value_name = "E")]
+    pub epochs: usize,
+    /// Train on the first N training images only (a shortened schedule, for a quick look).
+    #[arg(long, value_name = "N")]
+    pub n_train: Option<usize>,
+    /// Seed of every run (weights, labelled subset, noise).
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    /// Compute device of the runs: cpu, or cuda[:N] in a build with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Matrix-product arithmetic of the runs: f32, bf16 or auto (as for `train`).
+    #[arg(long, value_name = "P", value_parser = ["f32", "bf16", "auto"])]
+    pub precision: Option<String>,
+    /// Periodic test evaluation of every run: after every E-th epoch (and the last).
+    #[arg(long, default_value_t = 10, value_name = "E")]
+    pub eval_every: usize,
+    /// Importance samples and test images of the periodic evaluation.
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub eval_k: usize,
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub eval_n: usize,
+    /// Importance samples of the final evaluation (the paper's F5000).
+    #[arg(long, default_value_t = 5000, value_name = "K")]
+    pub final_k: usize,
+    /// Test images of the final evaluation, spread over the classes (default: all).
+    #[arg(long, value_name = "N")]
+    pub final_n: Option<usize>,
+    /// Folder with the data set's files, if not the copy bundled in the binary.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Only gather the runs DIR holds into the table; train nothing.
+    #[arg(long)]
+    pub report: bool,
+    /// Run only configuration I of the table (0-based, in the table's order): what a Slurm array
+    /// task runs. The table is not written (the report job gathers it).
+    #[arg(long, value_name = "I", conflicts_with = "report")]
+    pub task: Option<usize>,
+    /// Print the train and eval commands of every configuration instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write an sbatch script instead of running: one array task per configuration and the
+    /// table's gathering as a dependent job. Submit with `bash FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub emit_slurm: Option<PathBuf>,
+    /// Slurm: wall-time limit of each task (a task stopped by it checkpoints and is requeued).
+    #[arg(long, default_value = "2-00:00:00", value_name = "D-HH:MM:SS")]
+    pub slurm_time: String,
+    /// Slurm: CPU cores of each task (also cagem's --threads there).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub slurm_cpus: usize,
+    /// Slurm: memory of each task.
+    #[arg(long, default_value = "16G", value_name = "M")]
+    pub slurm_mem: String,
+    /// Slurm: partition to submit to (default: the cluster's).
+    #[arg(long, value_name = "P")]
+    pub slurm_partition: Option<String>,
+    /// Slurm: GPUs per task (use with --device cuda).
+    #[arg(long, value_name = "N")]
+    pub slurm_gpus: Option<usize>,
+    /// No progress bars; one line per epoch.
+    #[arg(long)]
+    pub quiet: bool,
 }

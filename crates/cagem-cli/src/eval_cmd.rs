@@ -1,7 +1,7 @@
 //! `cagem eval`.
 
 use cagem::data::DeviceData;
-use cagem::eval::{EvalOptions, evaluate};
+use cagem::eval::{EvalOptions, evaluate_rows, select_rows, spread_over_classes};
 use cagem::model::IwEstimator;
 use cagem::train::checkpoint;
 use cagem::{Error, Result};
@@ -36,6 +36,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let dev_data =
         DeviceData::<f32>::with_likelihood(&device, &data, model.cfg.likelihood, model.standardizer().as_ref());
+    // --spread: the images of `train --eval-every`, spread over the classes.
+    let (test_x, test_labels) = match (a.n_test, a.spread) {
+        (Some(n), true) => {
+            let rows = spread_over_classes(&data.test_labels, n);
+            (select_rows(&dev_data.test, &rows), rows.iter().map(|&r| data.test_labels[r]).collect())
+        }
+        _ => (dev_data.test.clone(), data.test_labels.clone()),
+    };
     let estimator = if a.estimator == "sample-y" { IwEstimator::SampleY } else { IwEstimator::SumY };
     let opts = EvalOptions {
         k: a.k,
@@ -47,7 +55,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     let pb = bar(1, false);
     pb.set_prefix(format!("eval IW-{}", a.k));
-    let report = evaluate(&mut model, &dev_data, &data.test_labels, &opts, &mut |done, total| {
+    let report = evaluate_rows(&mut model, &test_x, &test_labels, &opts, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     });

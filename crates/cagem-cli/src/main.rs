@@ -8,6 +8,9 @@ mod outputs_cmd;
 mod pictures_cmd;
 mod prepare_cmd;
 mod progress;
+mod reproduce_cmd;
+mod slurm;
+mod table_report;
 mod train_cmd;
 
 use clap::parser::ValueSource;
@@ -43,6 +46,7 @@ fn main() {
         Command::Predict(a) => outputs_cmd::predict(a),
         Command::Encode(a) => outputs_cmd::encode(a),
         Command::Score(a) => outputs_cmd::score(a),
+        Command::Reproduce(a) => reproduce_cmd::run(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
     };
     match result {

@@ -20,12 +20,27 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
 pub struct TrainProgress {
     quiet: bool,
     bar: Option<ProgressBar>,
+    /// The latest periodic test figures, shown on every bar after them.
+    last_test: Option<String>,
 }
 
 impl TrainProgress {
     pub fn new(quiet: bool) -> Self {
-        TrainProgress { quiet, bar: None }
+        TrainProgress { quiet, bar: None, last_test: None }
     }
+}
+
+/// "test IW-100 −90.12 ELBO −94.50 err p 18.2 % q 5.6 %" from an epoch's test_* keys.
+fn test_summary(record: &serde_json::Value) -> Option<String> {
+    let ll = record.get("test_log_likelihood")?.as_f64()?;
+    let g = |k: &str| record.get(k).and_then(|v| v.as_f64());
+    let mut s =
+        format!("test IW-{} {:.2} ELBO {:.2}", g("test_k").unwrap_or(0.0), ll, g("test_elbo").unwrap_or(f64::NAN));
+    if let (Some(p), Some(q)) = (g("test_error_p"), g("test_error_q")) {
+        s += &format!(" err p {:.2} % q {:.2} %", 100.0 * p, 100.0 * q);
+    }
+    s += &format!(" KL(z2) {:.2}", g("test_kl_z2").unwrap_or(f64::NAN));
+    Some(s)
 }
 
 impl Observer for TrainProgress {
@@ -39,11 +54,26 @@ impl Observer for TrainProgress {
         if let Some(pb) = &self.bar {
             pb.set_position(r.step as u64);
             if r.step.is_multiple_of(5) || r.step == r.steps_per_epoch {
-                pb.set_message(format!(
+                let mut msg = format!(
                     "loss {:.2} ELBO {:.2} T {:.2} {:.0} ex/s",
                     r.scalars.loss, r.scalars.elbo, r.temperature, r.examples_per_s
-                ));
+                );
+                if let Some(t) = &self.last_test {
+                    msg += &format!(" | {t}");
+                }
+                pb.set_message(msg);
             }
+        }
+    }
+
+    fn evaluating(&mut self, done: usize, total: usize) {
+        if let Some(pb) = &self.bar {
+            if done == 0 || pb.length() != Some(total as u64) {
+                pb.set_prefix("test evaluation");
+                pb.set_length(total as u64);
+                pb.set_message("");
+            }
+            pb.set_position(done as u64);
         }
     }
 
@@ -67,6 +97,10 @@ impl Observer for TrainProgress {
         );
         if r.record.get("hp").is_some() {
             line += &format!("  H_p {:.3}  H_q {:.3}", g("hp"), g("hq"));
+        }
+        if let Some(t) = test_summary(&r.record) {
+            line += &format!("\n  {t}  ({:.1} s)", g("test_seconds"));
+            self.last_test = Some(t);
         }
         eprintln!("{line}");
     }

@@ -158,6 +158,23 @@ pub struct TrainConfig {
     /// oneDNN). Runs saved before this field existed were f32.
     #[serde(default, with = "precision_name")]
     pub precision: Precision,
+    /// Evaluate on test images after every `eval_every`-th epoch and the last (None: never);
+    /// the figures join that epoch's metrics line. Evaluation does not change training.
+    #[serde(default)]
+    pub eval_every: Option<usize>,
+    /// Importance samples and test images (spread over the classes) of that evaluation.
+    #[serde(default = "default_eval_k")]
+    pub eval_k: usize,
+    #[serde(default = "default_eval_n")]
+    pub eval_n: usize,
+}
+
+fn default_eval_k() -> usize {
+    100
+}
+
+fn default_eval_n() -> usize {
+    1000
 }
 
 fn default_max_skips() -> usize {
@@ -199,6 +216,9 @@ impl Default for TrainConfig {
             max_skips: default_max_skips(),
             valid_fraction: None,
             precision: Precision::F32,
+            eval_every: None,
+            eval_k: default_eval_k(),
+            eval_n: default_eval_n(),
         }
     }
 }
@@ -212,6 +232,11 @@ impl TrainConfig {
     /// The KL temperature at a fractional epoch (linear from 0 to 1 over `warmup` epochs).
     pub fn temperature_at(&self, epoch: f64) -> f64 {
         if self.warmup <= 0.0 { 1.0 } else { (epoch / self.warmup).min(1.0) }
+    }
+
+    /// Whether the epoch numbered `epoch` (1-based) ends with a test evaluation.
+    pub fn evaluates_after(&self, epoch: usize) -> bool {
+        self.eval_every.is_some_and(|e| epoch.is_multiple_of(e.max(1)) || epoch == self.epochs)
     }
 
     /// α = β·(N_u + N_l)/N_l, the weight of the labelled cross-entropies. Every training image is

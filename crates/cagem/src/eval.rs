@@ -295,6 +295,50 @@ pub fn posterior_means<T: Real>(
     (z1, z2)
 }
 
+/// `n` row indices of a set with these labels, spread over the classes: taken in turn from each
+/// class (in index order within a class) so that every class is represented as evenly as the
+/// counts allow, returned in ascending order. Unlabelled rows form a group of their own; with no
+/// labels at all the rows are evenly spaced. OMNIGLOT's and many users' test files are sorted by
+/// class, where the first n would cover only the first classes.
+pub fn spread_over_classes(labels: &[u32], n: usize) -> Vec<usize> {
+    let total = labels.len();
+    if n >= total {
+        return (0..total).collect();
+    }
+    let mut groups: std::collections::BTreeMap<u32, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        groups.entry(l).or_default().push(i);
+    }
+    if groups.len() <= 1 {
+        return (0..n).map(|j| j * total / n).collect();
+    }
+    let groups: Vec<Vec<usize>> = groups.into_values().collect();
+    let mut picked = Vec::with_capacity(n);
+    let mut depth = 0;
+    while picked.len() < n {
+        for g in &groups {
+            if let Some(&i) = g.get(depth)
+                && picked.len() < n
+            {
+                picked.push(i);
+            }
+        }
+        depth += 1;
+    }
+    picked.sort_unstable();
+    picked
+}
+
+/// The rows `rows` of `x`, as a new tensor on the same device.
+pub fn select_rows<T: Real>(x: &Tensor<T>, rows: &[usize]) -> Tensor<T> {
+    let (all, d) = (x.to_vec(), x.cols());
+    let mut out = Vec::with_capacity(rows.len() * d);
+    for &r in rows {
+        out.extend_from_slice(&all[r * d..(r + 1) * d]);
+    }
+    Tensor::from_slice(&x.device(), rows.len(), d, &out)
+}
+
 /// The most likely cluster of each row of an N × K matrix.
 pub fn argmax_rows(p: &[f64], k: usize) -> Vec<usize> {
     p.chunks_exact(k).map(argmax).collect()
@@ -399,6 +443,17 @@ pub fn evaluate_rows<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::classification_error;
+
+    #[test]
+    fn spread_subset_covers_every_class() {
+        // Sorted by class, as OMNIGLOT's test set is: 3 classes of 4, 4 and 2 rows.
+        let labels = [0u32, 0, 0, 0, 1, 1, 1, 1, 2, 2];
+        assert_eq!(super::spread_over_classes(&labels, 3), vec![0, 4, 8]);
+        assert_eq!(super::spread_over_classes(&labels, 7), vec![0, 1, 2, 4, 5, 8, 9]);
+        assert_eq!(super::spread_over_classes(&labels, 99), (0..10).collect::<Vec<_>>());
+        // No labels: evenly spaced.
+        assert_eq!(super::spread_over_classes(&[super::UNLABELLED; 10], 5), vec![0, 2, 4, 6, 8]);
+    }
 
     #[test]
     fn errors_with_named_and_anonymous_clusters() {

@@ -116,6 +116,8 @@ pub struct EpochReport {
 pub trait Observer {
     fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
     fn step(&mut self, _r: &StepReport) {}
+    /// The periodic test evaluation after an epoch: `done` of `total` units of work.
+    fn evaluating(&mut self, _done: usize, _total: usize) {}
     fn epoch_end(&mut self, _r: &EpochReport) {}
 }
 
@@ -160,8 +162,8 @@ pub fn open_run<T: Real>(
             return Err(Error::checkpoint(
                 &ckpt,
                 format!(
-                    "cannot resume with a different configuration: {} (only --epochs, --lr, --max-skips, --threads, \
-                     --device and --quiet may change)",
+                    "cannot resume with a different configuration: {} (only --epochs, --lr, --max-skips, --precision, \
+                     --eval-*, --threads, --device and --quiet may change)",
                     diffs.join("; ")
                 ),
             ));
@@ -171,16 +173,14 @@ pub fn open_run<T: Real>(
             .map_err(|d| Error::checkpoint(&ckpt, format!("training state is unusable: {d}")))?;
         let mut cfg2 = meta.train.clone();
         let mut changes = serde_json::Map::new();
-        if cfg.epochs != cfg2.epochs {
-            changes.insert("epochs".into(), serde_json::json!({ "from": cfg2.epochs, "to": cfg.epochs }));
+        let (was, now) = (serde_json::to_value(&cfg2).expect("json"), serde_json::to_value(cfg).expect("json"));
+        for key in MAY_CHANGE {
+            if was[key] != now[key] {
+                changes.insert(key.into(), serde_json::json!({ "from": was[key], "to": now[key] }));
+            }
         }
-        if cfg.lr != cfg2.lr {
-            changes.insert("lr".into(), serde_json::json!({ "from": cfg2.lr, "to": cfg.lr }));
-        }
-        if cfg.max_skips != cfg2.max_skips {
-            changes.insert("max_skips".into(), serde_json::json!({ "from": cfg2.max_skips, "to": cfg.max_skips }));
-        }
-        (cfg2.epochs, cfg2.lr, cfg2.max_skips) = (cfg.epochs, cfg.lr, cfg.max_skips);
+        (cfg2.epochs, cfg2.lr, cfg2.max_skips, cfg2.precision) = (cfg.epochs, cfg.lr, cfg.max_skips, cfg.precision);
+        (cfg2.eval_every, cfg2.eval_k, cfg2.eval_n) = (cfg.eval_every, cfg.eval_k, cfg.eval_n);
         let now = (device.name(), rayon::current_num_threads());
         if let (Some(d), Some(t)) = (&state.device, state.threads)
             && (d, t) != (&now.0, now.1)
@@ -331,13 +331,18 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     if cfg.max_skips == 0 {
         return Err(Error::config("--max-skips must be at least 1"));
     }
+    if cfg.eval_every == Some(0) || cfg.eval_k == 0 || cfg.eval_n == 0 {
+        return Err(Error::config("--eval-every, --eval-k and --eval-n must be at least 1"));
+    }
     Ok(())
 }
 
 /// What a resumed run may change: the length of the run, and the base learning rate (to recover
 /// from a divergence; it replaces `lr` in lr·decay^⌊epoch/every⌋, the decay keeping its place).
 /// `max_skips` only decides when to give up, not what is computed.
-const MAY_CHANGE: [&str; 3] = ["epochs", "lr", "max_skips"];
+/// The periodic evaluation and the arithmetic of the products do not change the objective either
+/// (bf16 is a rounding of the same products).
+const MAY_CHANGE: [&str; 7] = ["epochs", "lr", "max_skips", "eval_every", "eval_k", "eval_n", "precision"];
 
 /// Human-readable differences between a saved and a requested configuration (`MAY_CHANGE` aside).
 fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
@@ -456,6 +461,13 @@ impl<T: Real> Run<T> {
             // loses nothing: the resume writes it.
             self.state.last_record = Some(record.clone());
             self.save()?;
+            if cfg.evaluates_after(epoch + 1) {
+                // After the checkpoint, so that the figures are those of the saved model; saved
+                // again with them (a crash during the evaluation loses only the figures).
+                self.add_test_metrics(&mut record, data, dev_data, obs);
+                self.state.last_record = Some(record.clone());
+                self.save()?;
+            }
             metrics.append(&record)?;
             obs.epoch_end(&EpochReport { epoch: epoch + 1, epochs: cfg.epochs, record });
             if self.stop.load(Ordering::SeqCst) && self.state.epochs_done < cfg.epochs {
@@ -463,6 +475,45 @@ impl<T: Real> Run<T> {
             }
         }
         Ok(())
+    }
+
+    /// Evaluates the model on `eval_n` test images spread over the classes with IW-`eval_k` (the
+    /// code and noise seed of `cagem eval --k K --n-test N --spread`) and adds the figures to the
+    /// epoch's `record` as test_* keys. Its own noise streams leave training's untouched.
+    fn add_test_metrics(
+        &mut self,
+        record: &mut serde_json::Value,
+        data: &Dataset,
+        dev_data: &DeviceData<T>,
+        obs: &mut dyn Observer,
+    ) {
+        if dev_data.n_test == 0 {
+            return;
+        }
+        let rows = crate::eval::spread_over_classes(&data.test_labels, self.cfg.eval_n.max(1));
+        let x = crate::eval::select_rows(&dev_data.test, &rows);
+        let labels: Vec<u32> = rows.iter().map(|&r| data.test_labels[r]).collect();
+        let opts = crate::eval::EvalOptions {
+            k: self.cfg.eval_k.max(1),
+            clusters_are_classes: self.cfg.labels > 0,
+            ..Default::default()
+        };
+        let r = crate::eval::evaluate_rows(&mut self.model, &x, &labels, &opts, &mut |d, t| obs.evaluating(d, t));
+        let fields = serde_json::json!({
+            "test_k": r.iw_k,
+            "test_n": r.n_test,
+            "test_log_likelihood": r.log_likelihood,
+            "test_elbo": r.elbo,
+            "test_error_p": r.error_p,
+            "test_error_q": r.error_q,
+            "test_kl_z2": r.kl_z2,
+            "test_active_units_z1": r.active_units_z1,
+            "test_active_units_z2": r.active_units_z2,
+            "test_seconds": r.seconds,
+        });
+        for (k, v) in fields.as_object().expect("object") {
+            record[k] = v.clone();
+        }
     }
 
     /// Writes the checkpoint of the current state.
