@@ -65,7 +65,14 @@ pub struct PaperConfig {
     pub reported: Reported,
 }
 
-const fn row(table: Table, name: &'static str, dataset: &'static str, labels: usize, clusters: usize, reported: Reported) -> PaperConfig {
+const fn row(
+    table: Table,
+    name: &'static str,
+    dataset: &'static str,
+    labels: usize,
+    clusters: usize,
+    reported: Reported,
+) -> PaperConfig {
     PaperConfig { table, name, dataset, labels, clusters, reported }
 }
 
