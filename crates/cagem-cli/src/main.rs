@@ -6,6 +6,7 @@ mod data_source;
 mod eval_cmd;
 mod outputs_cmd;
 mod pictures_cmd;
+mod plot_cmd;
 mod prepare_cmd;
 mod progress;
 mod train_cmd;
@@ -44,6 +45,7 @@ fn main() {
         Command::Encode(a) => outputs_cmd::encode(a),
         Command::Score(a) => outputs_cmd::score(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
+        Command::Plot(a) => plot_cmd::run(a),
     };
     match result {
         Ok(()) => {}
