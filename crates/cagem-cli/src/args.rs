@@ -49,6 +49,12 @@ pub enum Command {
     /// Derive the 28×28 OMNIGLOT set (area downsampling, split by drawer, alphabet labels) from
     /// the original 105×105 images; its output is what this binary bundles.
     PrepareOmniglot(PrepareOmniglotArgs),
+    /// Learning curves of one or more run folders as one PNG: train and test ELBO with the test
+    /// log-likelihood, test errors of p(y|x) and q(y|x), test KL(z2), active units, learning
+    /// rate and KL temperature against the epoch, one colour per run, with the paper's figures
+    /// for the run's configuration as dashed lines. Reads RUN/metrics.jsonl, RUN/config.json and
+    /// the `cagem eval --json` outputs saved as RUN/eval/*.json.
+    Plot(PlotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -479,4 +485,20 @@ pub struct ReproduceArgs {
     /// No progress bars; one line per epoch.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// A run folder written by `cagem train`; repeat to overlay several runs.
+    #[arg(long = "run", value_name = "RUN", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// The PNG file to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Width of the picture in pixels.
+    #[arg(long, default_value_t = 1600, value_name = "PX")]
+    pub width: u32,
+    /// Height of the picture in pixels.
+    #[arg(long, default_value_t = 1200, value_name = "PX")]
+    pub height: u32,
 }

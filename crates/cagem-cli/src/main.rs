@@ -6,6 +6,7 @@ mod data_source;
 mod eval_cmd;
 mod outputs_cmd;
 mod pictures_cmd;
+mod plot_cmd;
 mod prepare_cmd;
 mod progress;
 mod reproduce_cmd;
@@ -48,6 +49,7 @@ fn main() {
         Command::Score(a) => outputs_cmd::score(a),
         Command::Reproduce(a) => reproduce_cmd::run(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
+        Command::Plot(a) => plot_cmd::run(a),
     };
     match result {
         Ok(()) => {}

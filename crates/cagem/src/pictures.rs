@@ -45,7 +45,7 @@ impl GrayImage {
     }
 }
 
-fn encode_png(width: usize, height: usize, color: png::ColorType, data: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_png(width: usize, height: usize, color: png::ColorType, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
     enc.set_color(color);
@@ -91,7 +91,7 @@ pub fn side_by_side(parts: &[GrayImage], gap: usize) -> GrayImage {
 }
 
 /// The colour of class c of n (tab10 for up to 10 classes, evenly spaced hues beyond).
-fn class_color(c: usize, n: usize) -> RGBColor {
+pub(crate) fn class_color(c: usize, n: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [
         (31, 119, 180),
         (255, 127, 14),
@@ -113,7 +113,7 @@ fn class_color(c: usize, n: usize) -> RGBColor {
     }
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
