@@ -427,6 +427,9 @@ pub struct ReproduceArgs {
     /// Train on the first N training images only (a shortened schedule, for a quick look).
     #[arg(long, value_name = "N")]
     pub n_train: Option<usize>,
+    /// Epochs of KL warm-up (the paper's 100; shorter for a shortened schedule).
+    #[arg(long, default_value_t = 100.0, value_name = "EPOCHS")]
+    pub warmup: f64,
     /// Seed of every run (weights, labelled subset, noise).
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,

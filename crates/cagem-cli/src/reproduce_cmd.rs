@@ -42,7 +42,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         run_config(c, &out, &a)?;
     }
     if a.task.is_none() && !a.dry_run {
-        let (md, json) = table_report::gather(table, &configs, &out, a.epochs, a.n_train)?;
+        let (md, json) = table_report::gather(table, &configs, &out, a.epochs, a.n_train, a.warmup)?;
         let (md_path, json_path) =
             (out.join(format!("{}.md", table.name())), out.join(format!("{}.json", table.name())));
         write_atomic(&md_path, md.as_bytes())?;
@@ -67,6 +67,7 @@ pub fn train_args(c: &PaperConfig, dir: &Path, a: &ReproduceArgs) -> Vec<String>
     opt("--clusters", c.clusters.to_string());
     opt("--epochs", a.epochs.to_string());
     opt("--seed", a.seed.to_string());
+    opt("--warmup", a.warmup.to_string());
     opt("--eval-every", a.eval_every.to_string());
     opt("--eval-k", a.eval_k.to_string());
     opt("--eval-n", a.eval_n.to_string());

@@ -20,6 +20,7 @@ fn common_options(a: &ReproduceArgs, out: &Path) -> Vec<String> {
     let mut opt = |k: &str, val: String| v.extend([k.to_string(), val]);
     opt("--epochs", a.epochs.to_string());
     opt("--seed", a.seed.to_string());
+    opt("--warmup", a.warmup.to_string());
     opt("--eval-every", a.eval_every.to_string());
     opt("--eval-k", a.eval_k.to_string());
     opt("--eval-n", a.eval_n.to_string());

@@ -11,6 +11,8 @@ use crate::reproduce_cmd::FINAL_EVAL_FILE;
 
 /// The epochs of the full schedule (`cagem train`'s default); fewer is a shortened schedule.
 const FULL_EPOCHS: usize = 1000;
+/// The paper's KL warm-up, in epochs.
+const PAPER_WARMUP: f64 = 100.0;
 
 /// The final evaluation saved in a run folder, if there is one.
 pub fn final_eval(dir: &Path) -> Option<Value> {
@@ -69,14 +71,20 @@ pub fn gather(
     out: &Path,
     epochs: usize,
     n_train: Option<usize>,
+    warmup: f64,
 ) -> Result<(String, Value)> {
-    let shortened = epochs < FULL_EPOCHS || n_train.is_some();
+    let shortened = epochs < FULL_EPOCHS || n_train.is_some() || warmup != PAPER_WARMUP;
     let mut title = format!("{} — cagem, {epochs} epochs", table.title());
     if let Some(n) = n_train {
         title += &format!(", first {n} training images");
     }
+    if warmup != PAPER_WARMUP {
+        title += &format!(", warm-up over {warmup} epochs");
+    }
     if shortened {
-        title += &format!(" (SHORTENED schedule: the full one is {FULL_EPOCHS} epochs on all training images)");
+        title += &format!(
+            " (SHORTENED schedule: the full one is {FULL_EPOCHS} epochs on all training images, warm-up over {PAPER_WARMUP})"
+        );
     }
     let mut rows = Vec::new();
     let mut md = format!("# {title}\n\n");

@@ -83,7 +83,11 @@ impl Dataset {
             test_labels: self.test_labels[..n_test].to_vec(),
             train_values: self.train_values.as_ref().map(|v| v[..n_train * d].to_vec()),
             test_values: self.test_values.as_ref().map(|v| v[..n_test * d].to_vec()),
-            provenance: format!("{} (first {n_train} train, {n_test} test images)", self.provenance),
+            provenance: if n_test < self.n_test() {
+                format!("{}, first {n_train} training and {n_test} test images", self.provenance)
+            } else {
+                format!("{}, first {n_train} training images", self.provenance)
+            },
             ..self.clone()
         }
     }
