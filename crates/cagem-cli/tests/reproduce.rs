@@ -162,7 +162,36 @@ fn slurm_array_tasks_cover_every_configuration_once() {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), rows, "{table}: {names:?}");
+        submits_itself_and_the_report(&script, tmp.path());
         let past = cagem(&["reproduce", table, "--out", o, "--task", &rows.to_string(), "--dry-run"]);
         assert!(!past.status.success() && String::from_utf8_lossy(&past.stderr).contains("--task"));
     }
 }
+
+/// `bash SCRIPT` off the cluster: with a stand-in `sbatch` that logs its arguments, the script
+/// submits itself as the array and then the report, depending on the array's job id.
+#[cfg(unix)]
+fn submits_itself_and_the_report(script: &Path, tmp: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tmp.join("fake-slurm");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = bin.join("sbatch.log");
+    let _ = std::fs::remove_file(&log);
+    let fake = bin.join("sbatch");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$*\" >> '{}'\necho 4242\n", log.display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let Ok(o) = Command::new("bash").arg(script).env("PATH", path).env_remove("SLURM_ARRAY_TASK_ID").output() else {
+        eprintln!("skipping the submission check: no bash");
+        return;
+    };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[0].contains("--parsable") && calls[0].ends_with(script.to_str().unwrap()), "{calls:?}");
+    assert!(calls[1].contains("--dependency=afterany:4242") && calls[1].contains("--report"), "{calls:?}");
+}
+
+#[cfg(not(unix))]
+fn submits_itself_and_the_report(_script: &Path, _tmp: &Path) {}
