@@ -22,8 +22,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         _ => None,
     };
     let (mut model_cfg, mut cfg) = requested(&a, saved.as_ref());
-    // A resumed run keeps its precision unless --precision names another (then the usual
-    // configuration check refuses the mismatch); `auto` on a resume keeps the run's.
+    // A resumed run keeps its precision unless --precision names another (a change the resume
+    // records); `auto` on a resume keeps the run's.
     cfg.precision = match (a.precision.as_deref(), saved.is_some()) {
         (Some("auto") | None, true) => cfg.precision,
         (Some(p), _) => cagem::precision::resolve(p, &device)?,
