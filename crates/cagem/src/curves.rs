@@ -435,7 +435,9 @@ fn y_bounds(spec: &PanelSpec, data: &[Vec<Vec<(f64, f64)>>], papers: &[f64]) -> 
     let max = all.iter().chain(papers).copied().fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = match spec.y_range {
         YRange::Clipped => {
-            let pool = if later.is_empty() { &all } else { &later };
+            // Short runs (a few epochs) show everything: there is no "later" to zoom in on.
+            let last = data.iter().flatten().flatten().map(|p| p.0).fold(0.0, f64::max);
+            let pool = if later.is_empty() || last < 10.0 { &all } else { &later };
             let lo = papers.iter().copied().fold(quantile(pool, 0.05), f64::min);
             (lo, max)
         }
@@ -642,7 +644,7 @@ fn draw_panel<'a>(
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 16))
         .y_label_formatter(&ticks)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| if max_epoch < 10.0 { format!("{v:.1}") } else { format!("{v:.0}") })
         .bold_line_style(RGBColor(215, 215, 215))
         .light_line_style(RGBColor(246, 246, 246))
         .draw()?;
