@@ -53,18 +53,11 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `cagem train` arguments of one configuration: a fresh run, or the resumption of the run
-/// already in its folder (then only what may change on a resume is passed, and the rest is
-/// checked against the run).
-pub fn train_args(c: &PaperConfig, dir: &Path, a: &ReproduceArgs) -> Vec<String> {
-    let mut v: Vec<String> = vec!["train".into(), "--out".into(), dir.display().to_string()];
-    if dir.join(CHECKPOINT_FILE).exists() {
-        v.push("--resume".into());
-    }
+/// The options every run of a reproduction shares (its schedule, evaluation, device and data),
+/// as `cagem train` takes them; a Slurm task passes the same to `reproduce --task`.
+pub fn shared_options(a: &ReproduceArgs) -> Vec<String> {
+    let mut v = Vec::new();
     let mut opt = |k: &str, val: String| v.extend([k.to_string(), val]);
-    opt("--dataset", c.dataset.into());
-    opt("--labels", c.labels.to_string());
-    opt("--clusters", c.clusters.to_string());
     opt("--epochs", a.epochs.to_string());
     opt("--seed", a.seed.to_string());
     opt("--warmup", a.warmup.to_string());
@@ -81,6 +74,20 @@ pub fn train_args(c: &PaperConfig, dir: &Path, a: &ReproduceArgs) -> Vec<String>
     if let Some(d) = &a.data {
         opt("--data", d.display().to_string());
     }
+    v
+}
+
+/// The `cagem train` arguments of one configuration: a fresh run, or the resumption of the run
+/// already in its folder (then only what may change on a resume is passed, and the rest is
+/// checked against the run).
+pub fn train_args(c: &PaperConfig, dir: &Path, a: &ReproduceArgs) -> Vec<String> {
+    let mut v: Vec<String> = vec!["train".into(), "--out".into(), dir.display().to_string()];
+    if dir.join(CHECKPOINT_FILE).exists() {
+        v.push("--resume".into());
+    }
+    v.extend(["--dataset".into(), c.dataset.into(), "--labels".into(), c.labels.to_string()]);
+    v.extend(["--clusters".into(), c.clusters.to_string()]);
+    v.extend(shared_options(a));
     if a.quiet {
         v.push("--quiet".into());
     }

@@ -17,26 +17,10 @@ fn sh(word: &str) -> String {
 /// The options of the reproduction that every task and the report repeat.
 fn common_options(a: &ReproduceArgs, out: &Path) -> Vec<String> {
     let mut v = vec!["--out".to_string(), out.display().to_string()];
-    let mut opt = |k: &str, val: String| v.extend([k.to_string(), val]);
-    opt("--epochs", a.epochs.to_string());
-    opt("--seed", a.seed.to_string());
-    opt("--warmup", a.warmup.to_string());
-    opt("--eval-every", a.eval_every.to_string());
-    opt("--eval-k", a.eval_k.to_string());
-    opt("--eval-n", a.eval_n.to_string());
-    opt("--final-k", a.final_k.to_string());
-    opt("--device", a.device.clone());
+    v.extend(crate::reproduce_cmd::shared_options(a));
+    v.extend(["--final-k".to_string(), a.final_k.to_string()]);
     if let Some(n) = a.final_n {
-        opt("--final-n", n.to_string());
-    }
-    if let Some(n) = a.n_train {
-        opt("--n-train", n.to_string());
-    }
-    if let Some(p) = &a.precision {
-        opt("--precision", p.clone());
-    }
-    if let Some(d) = &a.data {
-        opt("--data", d.display().to_string());
+        v.extend(["--final-n".to_string(), n.to_string()]);
     }
     v
 }
