@@ -159,6 +159,14 @@ pub struct TrainArgs {
     /// β of the labelled weight α = β·(N_u + N_l)/N_l.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// DEVIATION from the paper, for ablations; repeat for several, none by default. Saved with
+    /// the run (a resume keeps them). kl-warmup-gaussian-only: the warm-up temperature scales the
+    /// Gaussian KL terms only, not log p(y|z2) − log q(y|z1,x). hp-grad-to-z2: H_p's gradient
+    /// also reaches q(z2|·) (appendix B forbids it). hp-true-label-z2: H_p = −log p(y_l|z2) with
+    /// z2 drawn under the true label only. no-skip-x-z2: q(z2|y,z1) without the skip connection
+    /// from x.
+    #[arg(long, value_name = "NAME", value_parser = ["kl-warmup-gaussian-only", "hp-grad-to-z2", "hp-true-label-z2", "no-skip-x-z2"])]
+    pub deviation: Vec<String>,
     /// Dimension of z1.
     #[arg(long, default_value_t = 64)]
     pub z1: usize,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cagem::data::{Dataset, DeviceData};
+use cagem::deviation::Deviation;
 use cagem::precision::Precision;
 use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::train::open_run;
@@ -54,6 +55,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         device.name(),
         run.cfg.precision.name()
     );
+    let deviations: Vec<&str> = (!model_cfg.skip_x_to_z2)
+        .then_some(Deviation::NoSkipXZ2)
+        .into_iter()
+        .chain(run.cfg.deviations.iter().copied())
+        .map(Deviation::name)
+        .collect();
+    if !deviations.is_empty() {
+        eprintln!("DEVIATIONS from the paper: {}", deviations.join(", "));
+    }
     if a.resume {
         eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
     }
@@ -121,6 +131,13 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         m.p_hidden => "p_hidden" = a.p_hidden,
         m.likelihood => "likelihood" = if a.likelihood == "gaussian" { Likelihood::Gaussian } else { Likelihood::Bernoulli },
         m.standardize => "standardize" = a.standardize,
+    }
+    if fresh || a.was_given("deviation") {
+        let mut list: Vec<Deviation> = a.deviation.iter().filter_map(|n| Deviation::parse(n)).collect();
+        list.sort();
+        list.dedup();
+        m.skip_x_to_z2 = !list.contains(&Deviation::NoSkipXZ2);
+        t.deviations = list.into_iter().filter(|d| !d.is_architectural()).collect();
     }
     (m, t)
 }

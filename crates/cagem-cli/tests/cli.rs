@@ -254,6 +254,45 @@ fn resume_takes_the_runs_configuration() {
     assert_eq!(h[1]["changes"]["lr"]["to"], 0.0005);
 }
 
+#[test]
+fn deviations_are_named_saved_and_kept_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let d = data.to_str().unwrap();
+    let (paper, dev) = (tmp.path().join("paper"), tmp.path().join("dev"));
+    let (p, r) = (paper.to_str().unwrap(), dev.to_str().unwrap());
+    let o = cagem(&train_args(d, p, &["--n-train", "60"]));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!text(&o).1.contains("DEVIATION"), "the paper's run names a deviation: {:?}", text(&o));
+    let flags = ["--n-train", "60", "--deviation", "no-skip-x-z2", "--deviation", "kl-warmup-gaussian-only"];
+    let o = cagem(&train_args(d, r, &flags));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).1.contains("DEVIATIONS from the paper: no-skip-x-z2, kl-warmup-gaussian-only"), "{:?}", text(&o));
+    let cfg = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+    };
+    assert_eq!(cfg(&dev)["train"]["deviations"], serde_json::json!(["kl-warmup-gaussian-only"]));
+    assert_eq!(cfg(&dev)["model"]["skip_x_to_z2"], false);
+    assert_eq!(cfg(&paper)["model"]["skip_x_to_z2"], true);
+    assert!(cfg(&paper)["train"].get("deviations").is_none(), "the paper's run lists deviations");
+    // Without the skip connection q(z2|·) has no weights from x: 784 × 16 (--q-hidden 16,8) fewer.
+    let count = |o: &Output| -> u64 {
+        let e = text(o).1;
+        let line = e.lines().find(|l| l.starts_with("model:")).unwrap().to_string();
+        line.split(", ").find_map(|w| w.strip_suffix(" parameters")).unwrap().parse().unwrap()
+    };
+    let with_skip = cagem(&["train", "--out", p, "--resume", "--epochs", "2", "--quiet"]);
+    let without = cagem(&["train", "--out", r, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(without.status.success(), "a resume without the flags failed: {:?}", text(&without));
+    assert!(text(&without).1.contains("DEVIATIONS from the paper"), "the resume forgot the deviations");
+    assert_eq!(count(&with_skip) - count(&without), 784 * 16);
+    fails_with(
+        &["train", "--out", r, "--resume", "--epochs", "3", "--deviation", "hp-grad-to-z2"],
+        &["different configuration", "deviations"],
+    );
+    fails_with(&["train", "--deviation", "better-results"], &["better-results"]);
+}
+
 fn spawn_cagem(args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_cagem"))
         .args(args)

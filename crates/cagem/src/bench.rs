@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::ModelConfig;
 use crate::data::batches::binarize;
-use crate::model::{Cagem, IwEstimator, NoiseStreams};
+use crate::model::{Cagem, IwEstimator, LossWeights, NoiseStreams};
 use crate::nn::BnUse;
 use crate::train::train_step;
 
@@ -92,7 +92,8 @@ pub fn bench<T: Real>(
         }
         let t0 = Instant::now();
         let lab = (labelled_batch > 0).then_some((&x_l, labels.as_slice()));
-        train_step(&mut model, &mut adam, &x_u, lab, 1.0, 1.0, 1e-4, &mut noise).expect("benchmark step diverged");
+        train_step(&mut model, &mut adam, &x_u, lab, LossWeights::paper(1.0, 1.0), 1e-4, &mut noise)
+            .expect("benchmark step diverged");
         device.synchronize();
         if i >= warmup {
             step_ms.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -107,7 +108,7 @@ pub fn bench<T: Real>(
         g.set_precision(precision);
         g.set_grad_enabled(false);
         let x = g.constant(x_u.clone());
-        let t = model.elbo_terms(&mut g, BnUse::Train { update_running: true }, x, &mut noise);
+        let t = model.elbo_terms(&mut g, BnUse::Train { update_running: true }, x, false, &mut noise);
         let _ = g.value(t.recon).to_vec();
         drop(g);
         if i >= warmup {

@@ -4,6 +4,8 @@
 use cagem_kernels::gemm::Precision;
 use serde::{Deserialize, Serialize};
 
+use crate::deviation::Deviation;
+
 /// The architecture (DESIGN.md §1). Defaults are the paper's MNIST model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -29,6 +31,14 @@ pub struct ModelConfig {
     /// deviation, stored in the model (Gaussian likelihood only).
     #[serde(default)]
     pub standardize: bool,
+    /// Whether x enters q(z2|x,y,z1) by the skip connection (the paper's model; false only
+    /// with the deviation `no-skip-x-z2`; absent in older checkpoints: true).
+    #[serde(default = "default_true")]
+    pub skip_x_to_z2: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The observation model p(x|y,z1) (section 2 of the paper names both).
@@ -66,6 +76,7 @@ impl Default for ModelConfig {
             bn_momentum: 0.1,
             likelihood: Likelihood::Bernoulli,
             standardize: false,
+            skip_x_to_z2: true,
         }
     }
 }
@@ -167,6 +178,9 @@ pub struct TrainConfig {
     pub eval_k: usize,
     #[serde(default = "default_eval_n")]
     pub eval_n: usize,
+    /// Departures from the paper's objective, for ablations (empty: the paper's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deviations: Vec<Deviation>,
 }
 
 fn default_eval_k() -> usize {
@@ -219,6 +233,7 @@ impl Default for TrainConfig {
             eval_every: None,
             eval_k: default_eval_k(),
             eval_n: default_eval_n(),
+            deviations: Vec::new(),
         }
     }
 }

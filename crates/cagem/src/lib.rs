@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod curves;
 pub mod data;
+pub mod deviation;
 pub mod error;
 pub mod eval;
 pub mod export;

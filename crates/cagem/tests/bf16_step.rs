@@ -162,7 +162,19 @@ fn train_step_runs_in_the_models_precision() {
         let (u, l) = (Tensor::from_f64(&dev, 64, cfg.x_dim, &xu), Tensor::from_f64(&dev, 20, cfg.x_dim, &xl));
         let mut out = Vec::new();
         for _ in 0..3 {
-            out.push(train_step(&mut model, &mut adam, &u, Some((&l, &yl)), 0.6, 3.0, 1e-3, &mut noise).unwrap().loss);
+            out.push(
+                train_step(
+                    &mut model,
+                    &mut adam,
+                    &u,
+                    Some((&l, &yl)),
+                    cagem::model::LossWeights::paper(0.6, 3.0),
+                    1e-3,
+                    &mut noise,
+                )
+                .unwrap()
+                .loss,
+            );
         }
         // Under bf16, Adam leaves every updated weight with its bf16 copy, exactly its rounding.
         for (_, e) in model.store.iter().filter(|(_, e)| e.trainable) {

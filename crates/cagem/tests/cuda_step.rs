@@ -86,8 +86,16 @@ fn compare_train_step<T: Real>(gpu: &Device, tol: f64, param_tol: f64) {
         let xu = Tensor::from_f64(device, 64, cfg.x_dim, &bits[..64 * cfg.x_dim]);
         let xl = Tensor::from_f64(device, 20, cfg.x_dim, &bits[64 * cfg.x_dim..]);
         let mut noise = NoiseStreams::new(5);
-        let s = cagem::train::train_step(&mut model, &mut adam, &xu, Some((&xl, &yl)), 0.6, 3.0, 1e-4, &mut noise)
-            .expect("step");
+        let s = cagem::train::train_step(
+            &mut model,
+            &mut adam,
+            &xu,
+            Some((&xl, &yl)),
+            cagem::model::LossWeights::paper(0.6, 3.0),
+            1e-4,
+            &mut noise,
+        )
+        .expect("step");
         let params: Vec<f64> = model.store.iter().flat_map(|(_, e)| e.value.to_f64_vec()).collect();
         (s, params)
     };

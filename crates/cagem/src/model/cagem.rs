@@ -18,6 +18,7 @@ use cagem_kernels::rng::HostRng;
 use super::noise::NoiseStreams;
 use crate::config::{Likelihood, ModelConfig};
 use crate::data::Standardizer;
+use crate::deviation::ObjectiveDeviations;
 use crate::nn::heads::{HEAD_INIT_STD, Init};
 use crate::nn::{Block, BnUse, Fwd, GaussianHead, Linear};
 
@@ -45,6 +46,8 @@ pub(crate) struct Nets {
     /// The standardisation statistics (mean, std), 1 × x_dim each, when the model has them.
     pub(crate) input_stats: Option<(ParamId, ParamId)>,
     pub(crate) likelihood: Likelihood,
+    /// x enters q(z2|·) (the paper's skip connection); false with the deviation no-skip-x-z2.
+    pub(crate) skip_x_to_z2: bool,
 }
 
 /// The model: configuration, parameters (on one device) and networks.
@@ -66,6 +69,9 @@ pub struct Cagem<T: Real> {
 pub struct ElboTerms {
     pub recon: Var,
     pub neg_kl: Var,
+    /// The categorical part of neg_kl, Σ_y q(y|z1,x) [log p(y|z2) − log q(y|z1,x)], where
+    /// asked for (the deviation kl-warmup-gaussian-only keeps it out of the warm-up).
+    pub neg_kl_y: Option<Var>,
     /// q(y|z1,x): B × K.
     pub qy: Var,
     /// The means of q(z1|x) (B × z1) and of q(z2|x,y,z1) with its log-variances (K·B × z2).
@@ -155,9 +161,18 @@ impl Nets {
         Encoded { mu1, lv1, z1, qy_logits }
     }
 
+    /// The mean and log-variance of q(z2|x,y,z1) on the rows of `idx`.
+    fn q_z2<T: Real>(&self, f: &mut Fwd<T>, x: Var, z1: Var, idx: &Arc<Indices>) -> (Var, Var) {
+        let h = if self.skip_x_to_z2 {
+            self.q_z2.forward(f, &[x, z1], Some(idx))
+        } else {
+            self.q_z2.forward(f, &[z1], Some(idx))
+        };
+        self.q_z2_head.forward(f, h)
+    }
+
     fn y_top<T: Real>(&self, f: &mut Fwd<T>, x: Var, z1: Var, idx: &Arc<Indices>, noise: &mut NoiseStreams) -> YTop {
-        let h = self.q_z2.forward(f, &[x, z1], Some(idx));
-        let (mu2, lv2) = self.q_z2_head.forward(f, h);
+        let (mu2, lv2) = self.q_z2(f, x, z1, idx);
         let z2 = f.g.reparameterize(mu2, lv2, idx.len(), noise.take());
         let h = self.p_y.forward(f, &[z2], None);
         let py_logits = self.p_y_head.forward(f, h);
@@ -208,12 +223,13 @@ impl<T: Real> Cagem<T> {
         let s = &mut store;
         let r = &mut rng;
         let gaussian = cfg.likelihood == Likelihood::Gaussian;
+        let q_z2_parts: &[(&str, usize)] = if cfg.skip_x_to_z2 { &[("x", x), ("z1", z1)] } else { &[("z1", z1)] };
         let mut nets = Nets {
             q_z1: Block::new(s, r, "q_z1", &[("x", x)], None, qh),
             q_z1_head: GaussianHead::new(s, r, "q_z1", qh[1], z1),
             q_y: Block::new(s, r, "q_y", &[("x", x), ("z1", z1)], None, qh),
             q_y_head: Linear::new(s, r, "q_y.logits", qh[1], k, Init::Glorot),
-            q_z2: Block::new(s, r, "q_z2", &[("x", x), ("z1", z1)], Some(k), qh),
+            q_z2: Block::new(s, r, "q_z2", q_z2_parts, Some(k), qh),
             q_z2_head: GaussianHead::new(s, r, "q_z2", qh[1], z2),
             p_y: Block::new(s, r, "p_y", &[("z2", z2)], None, ph),
             p_y_head: Linear::new(s, r, "p_y.logits", ph[1], k, Init::Glorot),
@@ -224,6 +240,7 @@ impl<T: Real> Cagem<T> {
             p_x_logvar: None,
             input_stats: None,
             likelihood: cfg.likelihood,
+            skip_x_to_z2: cfg.skip_x_to_z2,
         };
         // Created after every other parameter, so a Bernoulli model's initial weights and
         // parameter order do not depend on these options.
@@ -298,8 +315,16 @@ impl<T: Real> Cagem<T> {
         (&self.nets, Fwd { g, store: &mut self.store, bn, bn_eps: eps, bn_momentum: momentum })
     }
 
-    /// The ELBO pieces of an unlabelled batch x (B × x_dim).
-    pub fn elbo_terms(&mut self, g: &mut Graph<T>, bn: BnUse, x: Var, noise: &mut NoiseStreams) -> ElboTerms {
+    /// The ELBO pieces of an unlabelled batch x (B × x_dim), with the categorical part of the
+    /// KL on its own if `split_y`.
+    pub fn elbo_terms(
+        &mut self,
+        g: &mut Graph<T>,
+        bn: BnUse,
+        x: Var,
+        split_y: bool,
+        noise: &mut NoiseStreams,
+    ) -> ElboTerms {
         let k = self.cfg.clusters;
         let (n, mut fwd) = self.fwd(g, bn);
         let f = &mut fwd;
@@ -330,20 +355,29 @@ impl<T: Real> Cagem<T> {
         let per_y = g.fold_rows(weighted, 1);
         let log_qz1 = g.reshape(log_qz1, 1, b);
         let neg_kl = g.sub(per_y, log_qz1);
-        ElboTerms { recon, neg_kl, qy, mu1: e.mu1, mu2, logvar2: lv2 }
+        let neg_kl_y = split_y.then(|| {
+            let c = g.reshape(log_py, k, b);
+            let c = g.sub(c, log_qy_t);
+            let c = g.mul(qy_t, c);
+            g.fold_rows(c, 1)
+        });
+        ElboTerms { recon, neg_kl, neg_kl_y, qy, mu1: e.mu1, mu2, logvar2: lv2 }
     }
 
     /// The labelled cross-entropies of appendix B, per example (1 × B each):
     ///   H_q = −log q(y_l|z1,x), z1 ~ q(z1|x)
     ///   H_p = −log Σ_y' q(y'|z1,x) p(y_l|z2_y'), z2_y' ~ q(z2|x,y',z1)
     /// Only θ_y (p(y|z2)) and φ_y (q(y|z1,x)) receive gradients: z1, z2 and the networks that
-    /// make them run with gradients disabled.
+    /// make them run with gradients disabled. Two deviations change H_p (`ObjectiveDeviations`):
+    /// `hp_grad_to_z2` lets its gradient reach q(z2|·); `hp_true_label_z2` draws z2 under y_l
+    /// only, H_p = −log p(y_l|z2_{y_l}).
     pub fn classifier_terms(
         &mut self,
         g: &mut Graph<T>,
         bn: BnUse,
         x: Var,
         labels: &[u32],
+        deviations: ObjectiveDeviations,
         noise: &mut NoiseStreams,
     ) -> (Var, Var) {
         let k = self.cfg.clusters;
@@ -371,9 +405,20 @@ impl<T: Real> Cagem<T> {
         let picked = f.g.reshape(picked, 1, b);
         let hq = f.g.scale(picked, -T::one());
 
-        f.g.set_grad_enabled(false);
-        let h = n.q_z2.forward(f, &[x, z1], Some(&idx_k));
-        let (mu2, lv2) = n.q_z2_head.forward(f, h);
+        f.g.set_grad_enabled(grad_was && deviations.hp_grad_to_z2);
+        if deviations.hp_true_label_z2 {
+            let (mu2, lv2) = n.q_z2(f, x, z1, &label_idx);
+            let z2 = f.g.reparameterize(mu2, lv2, b, noise.take());
+            f.g.set_grad_enabled(grad_was);
+            let h = n.p_y.forward(f, &[z2], None);
+            let py_logits = n.p_y_head.forward(f, h);
+            let log_py_all = f.g.log_softmax(py_logits);
+            let log_p = f.g.pick(log_py_all, &label_idx);
+            let log_p = f.g.reshape(log_p, 1, b);
+            let hp = f.g.scale(log_p, -T::one());
+            return (hp, hq);
+        }
+        let (mu2, lv2) = n.q_z2(f, x, z1, &idx_k);
         let z2 = f.g.reparameterize(mu2, lv2, k * b, noise.take());
 
         f.g.set_grad_enabled(grad_was);

@@ -8,4 +8,4 @@ pub mod objective;
 pub use cagem::{Cagem, ElboTerms, IwChunk, IwEstimator};
 pub use generate::{ClusterChoice, Generated};
 pub use noise::NoiseStreams;
-pub use objective::{StepLosses, semi_supervised_loss};
+pub use objective::{LossWeights, StepLosses, semi_supervised_loss};

@@ -16,7 +16,9 @@ use super::metrics::MetricsLog;
 use super::step::{StepScalars, train_step};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::data::{Dataset, DeviceData, Standardizer, balanced_subset};
+use crate::deviation::ObjectiveDeviations;
 use crate::error::{Error, Result};
+use crate::model::objective::LossWeights;
 use crate::model::{Cagem, NoiseStreams};
 
 /// Streams of the seed's host generator for the order of unlabelled and labelled examples.
@@ -370,6 +372,7 @@ impl<T: Real> Run<T> {
         let cfg = self.cfg.clone();
         let steps = data.n_train() / cfg.batch;
         let alpha = cfg.alpha(data.n_train());
+        let deviations = ObjectiveDeviations::from_list(&cfg.deviations);
         let metrics = MetricsLog::new(&self.dir);
         self.adam.clip_norm = cfg.clip_norm;
         let labels_of = |rows: &[u32]| -> Vec<u32> { rows.iter().map(|&r| data.train_labels[r as usize]).collect() };
@@ -398,8 +401,7 @@ impl<T: Real> Run<T> {
                     &mut self.adam,
                     &x_u,
                     lab.as_ref().map(|(x, y)| (x, y.as_slice())),
-                    temperature,
-                    alpha,
+                    LossWeights { temperature, alpha, deviations },
                     lr,
                     &mut self.state.noise,
                 )?;

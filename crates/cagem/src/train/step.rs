@@ -4,7 +4,7 @@ use cagem_autodiff::{Adam, Graph, ParamId, Real, Tensor};
 use cagem_kernels::Buffer;
 
 use crate::error::Result;
-use crate::model::objective::{Labelled, semi_supervised_loss};
+use crate::model::objective::{Labelled, LossWeights, semi_supervised_loss};
 use crate::model::{Cagem, NoiseStreams};
 
 /// The step's scalars (host copies, for logging).
@@ -28,8 +28,7 @@ pub fn train_step<T: Real>(
     adam: &mut Adam<T>,
     x_u: &Tensor<T>,
     labelled: Option<(&Tensor<T>, &[u32])>,
-    temperature: f64,
-    alpha: f64,
+    weights: LossWeights,
     lr: f64,
     noise: &mut NoiseStreams,
 ) -> Result<StepScalars> {
@@ -47,7 +46,7 @@ pub fn train_step<T: Real>(
     g.set_precision(model.precision);
     let xu = g.constant(x_u.clone());
     let lab = labelled.map(|(x, y)| Labelled { x: g.constant(x.clone()), y });
-    let l = semi_supervised_loss(model, &mut g, xu, lab, temperature, alpha, noise);
+    let l = semi_supervised_loss(model, &mut g, xu, lab, weights, noise);
     // Gathered on the device now and read in one transfer once backward is queued: a blocking
     // read of each scalar here would leave the GPU idle while the host queues the backward pass.
     // (Adam's gradient-norm check reads the device at that point anyway.)
