@@ -4,7 +4,7 @@
 //! bf16-capable CPU; fails instead under CAGEM_REQUIRE_BF16=1.
 
 use cagem::ModelConfig;
-use cagem::model::objective::{Labelled, semi_supervised_loss};
+use cagem::model::objective::{Labelled, LossWeights, semi_supervised_loss};
 use cagem::model::{Cagem, NoiseStreams};
 use cagem::train::train_step;
 use cagem_autodiff::{Adam, Device, Graph, Real, Tensor};
@@ -33,7 +33,14 @@ fn run_step<T: Real>(cfg: &ModelConfig, p: Precision, xu: &[f64], xl: &[f64], yl
     let l = g.constant(Tensor::from_f64(&device, bl, cfg.x_dim, xl));
     let mut noise = NoiseStreams::new(5);
     let mut model = model;
-    let s = semi_supervised_loss(&mut model, &mut g, u, Some(Labelled { x: l, y: yl }), 0.6, 3.0, &mut noise);
+    let s = semi_supervised_loss(
+        &mut model,
+        &mut g,
+        u,
+        Some(Labelled { x: l, y: yl }),
+        LossWeights::paper(0.6, 3.0),
+        &mut noise,
+    );
     let loss = g.value(s.loss).scalar().as_f64();
     let grads = g.backward(s.loss);
     let mut named: Vec<(String, Vec<f64>)> =
@@ -163,17 +170,9 @@ fn train_step_runs_in_the_models_precision() {
         let mut out = Vec::new();
         for _ in 0..3 {
             out.push(
-                train_step(
-                    &mut model,
-                    &mut adam,
-                    &u,
-                    Some((&l, &yl)),
-                    cagem::model::LossWeights::paper(0.6, 3.0),
-                    1e-3,
-                    &mut noise,
-                )
-                .unwrap()
-                .loss,
+                train_step(&mut model, &mut adam, &u, Some((&l, &yl)), LossWeights::paper(0.6, 3.0), 1e-3, &mut noise)
+                    .unwrap()
+                    .loss,
             );
         }
         // Under bf16, Adam leaves every updated weight with its bf16 copy, exactly its rounding.

@@ -7,7 +7,7 @@ mod tiny;
 use cagem::TrainConfig;
 use cagem::data::{Dataset, DeviceData};
 use cagem::eval::{EvalOptions, evaluate};
-use cagem::model::objective::{Labelled, semi_supervised_loss};
+use cagem::model::objective::{Labelled, LossWeights, semi_supervised_loss};
 use cagem::model::{Cagem, IwEstimator, NoiseStreams};
 use cagem_autodiff::{Device, Graph, Tensor};
 use cagem_kernels::gaussian::{LN_2PI, LOGVAR_MAX, LOGVAR_MIN};
@@ -183,7 +183,8 @@ fn the_labelled_pass_leaves_batch_norm_statistics_untouched() {
         let mut g = Graph::new(&Device::Cpu);
         let (u, l) = (g.constant(xu.clone()), g.constant(xl.clone()));
         let lab = with_labels.then_some(Labelled { x: l, y: &labels });
-        let out = semi_supervised_loss(&mut model, &mut g, u, lab, 0.5, 3.0, &mut NoiseStreams::new(4));
+        let out =
+            semi_supervised_loss(&mut model, &mut g, u, lab, LossWeights::paper(0.5, 3.0), &mut NoiseStreams::new(4));
         assert_eq!(out.hp.is_some(), with_labels);
         drop(g);
         model

@@ -4,7 +4,7 @@
 //! Skips (printing why) without a GPU; fails under CAGEM_REQUIRE_GPU=1.
 
 use cagem::ModelConfig;
-use cagem::model::objective::{Labelled, semi_supervised_loss};
+use cagem::model::objective::{Labelled, LossWeights, semi_supervised_loss};
 use cagem::model::{Cagem, NoiseStreams};
 use cagem_autodiff::{Device, Graph, Real, Tensor};
 use cagem_kernels::device::gpu_for_test as gpu_or_skip;
@@ -29,7 +29,14 @@ fn run_step<T: Real>(cfg: &ModelConfig, device: &Device, xu: &[f64], xl: &[f64],
     let u = g.constant(Tensor::from_f64(device, bu, cfg.x_dim, xu));
     let l = g.constant(Tensor::from_f64(device, bl, cfg.x_dim, xl));
     let mut noise = NoiseStreams::new(5);
-    let s = semi_supervised_loss(&mut model, &mut g, u, Some(Labelled { x: l, y: yl }), 0.6, 3.0, &mut noise);
+    let s = semi_supervised_loss(
+        &mut model,
+        &mut g,
+        u,
+        Some(Labelled { x: l, y: yl }),
+        LossWeights::paper(0.6, 3.0),
+        &mut noise,
+    );
     let loss = g.value(s.loss).scalar().as_f64();
     let grads = g.backward(s.loss);
     let mut named: Vec<(String, Vec<f64>)> =
@@ -91,7 +98,7 @@ fn compare_train_step<T: Real>(gpu: &Device, tol: f64, param_tol: f64) {
             &mut adam,
             &xu,
             Some((&xl, &yl)),
-            cagem::model::LossWeights::paper(0.6, 3.0),
+            LossWeights::paper(0.6, 3.0),
             1e-4,
             &mut noise,
         )
