@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use cagem::deviation::Deviation;
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
 /// The Cluster-aware Generative Model (Maaløe, Fraccaro, Winther): a two-stochastic-layer VAE
@@ -165,7 +167,7 @@ pub struct TrainArgs {
     /// also reaches q(z2|·) (appendix B forbids it). hp-true-label-z2: H_p = −log p(y_l|z2) with
     /// z2 drawn under the true label only. no-skip-x-z2: q(z2|y,z1) without the skip connection
     /// from x.
-    #[arg(long, value_name = "NAME", value_parser = ["kl-warmup-gaussian-only", "hp-grad-to-z2", "hp-true-label-z2", "no-skip-x-z2"])]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Deviation::ALL.map(Deviation::name)))]
     pub deviation: Vec<String>,
     /// Dimension of z1.
     #[arg(long, default_value_t = 64)]
