@@ -11,6 +11,9 @@
 //   bn_backward_sums     per block: Σg', Σg'·x̂ in double, g' = g·[x·scale + offset ≥ 0]
 //   bn_backward_finalize per column: dβ, dγ, and the means used by dx
 //   bn_backward_dx       dx = scale·(g' − mean(g') − x̂·mean(g'x̂))  (means are 0 with running stats)
+// Weighted statistics (weighted = 1; row weights w of mean 1, constants): bn_moments sums w·d and
+// w·d², bn_finalize takes the unbiased weighted variance for the running averages, and
+// bn_backward_dx scales both means by the row's weight. weighted = 0 reads no weight.
 #include "common.cuh"
 
 #define BN_ROWS_PER_BLOCK 128
@@ -35,7 +38,8 @@ __device__ __forceinline__ void block_column_partials(double s1, double s2, u32 
 }
 
 template <typename T>
-__device__ __forceinline__ void bn_moments_impl(const T* x, double* part1, double* part2, u32 rows, u32 cols) {
+__device__ __forceinline__ void bn_moments_impl(const T* x, const T* w, int weighted, double* part1, double* part2,
+                                                u32 rows, u32 cols) {
     const u32 c = blockIdx.x * WARP + threadIdx.x;
     const u32 r0 = blockIdx.y * BN_ROWS_PER_BLOCK;
     const u32 r1 = min(rows, r0 + BN_ROWS_PER_BLOCK);
@@ -44,8 +48,9 @@ __device__ __forceinline__ void bn_moments_impl(const T* x, double* part1, doubl
         const double shift = (double)x[c];
         for (u32 r = r0 + threadIdx.y; r < r1; r += 8) {
             const double d = (double)x[(u64)r * cols + c] - shift;
-            s1 += d;
-            s2 += d * d;
+            const double wd = weighted ? (double)w[r] * d : d;
+            s1 += wd;
+            s2 += wd * d;
         }
     }
     block_column_partials(s1, s2, c, cols, part1, part2);
@@ -53,7 +58,7 @@ __device__ __forceinline__ void bn_moments_impl(const T* x, double* part1, doubl
 
 template <typename T>
 __device__ __forceinline__ void bn_finalize_impl(const double* part1, const double* part2, u32 row_blocks, const T* x,
-                                                 const T* gamma, const T* beta, T* mean, T* rstd, T* scale, T* offset,
+                                                 const T* w, int weighted, const T* gamma, const T* beta, T* mean, T* rstd, T* scale, T* offset,
                                                  T* run_mean, T* run_var, u32 rows, u32 cols, double eps,
                                                  double momentum, int update) {
     for (u64 c = thread_index(); c < cols; c += grid_stride()) {
@@ -73,7 +78,13 @@ __device__ __forceinline__ void bn_finalize_impl(const double* part1, const doub
         scale[c] = (T)a;
         offset[c] = (T)((double)beta[c] - mu * a);
         if (update) {
-            const double bessel = rows > 1 ? n / (n - 1.0) : 1.0;
+            double bessel = rows > 1 ? n / (n - 1.0) : 1.0;
+            if (weighted) {  // 1/(1 − Σw²/n²), as the CPU's unbiased_weighted
+                double sum_sq = 0;
+                for (u32 r = 0; r < rows; ++r) sum_sq += (double)w[r] * (double)w[r];
+                const double f = 1.0 - sum_sq / (n * n);
+                bessel = f > 1e-12 ? 1.0 / f : 1.0;
+            }
             run_mean[c] = (T)((1.0 - momentum) * (double)run_mean[c] + momentum * (double)mean[c]);
             run_var[c] = (T)((1.0 - momentum) * (double)run_var[c] + momentum * v * bessel);
         }
@@ -162,27 +173,31 @@ __device__ __forceinline__ void bn_backward_finalize_impl(const double* part_g, 
 
 template <typename T>
 __device__ __forceinline__ void bn_backward_dx_impl(const T* g, const T* x, const T* scale, const T* offset,
-                                                    const T* mean, const T* r, const T* mean_g, const T* mean_gx,
-                                                    T* dx, u32 rows, u32 cols, int relu, int acc) {
+                                                    const T* mean, const T* r, const T* w, int weighted,
+                                                    const T* mean_g, const T* mean_gx, T* dx, u32 rows, u32 cols,
+                                                    int relu, int acc) {
     const u64 n = (u64)rows * cols;
     for (u64 i = thread_index(); i < n; i += grid_stride()) {
         const u64 c = i % cols;
         const T gp = bn_masked(relu, g[i], x[i], scale[c], offset[c]);
         const T xhat = (x[i] - mean[c]) * r[c];
-        put(dx, i, scale[c] * (gp - mean_g[c] - xhat * mean_gx[c]), acc);
+        const T wr = weighted ? w[i / cols] : (T)1;
+        put(dx, i, scale[c] * (gp - wr * mean_g[c] - wr * xhat * mean_gx[c]), acc);
     }
 }
 
 #define KERNELS(T, S)                                                                                         \
-    extern "C" __global__ void bn_moments_##S(const T* x, double* part1, double* part2, u32 rows, u32 cols) { \
-        bn_moments_impl<T>(x, part1, part2, rows, cols);                                                      \
+    extern "C" __global__ void bn_moments_##S(const T* x, const T* w, int weighted, double* part1,           \
+                                              double* part2, u32 rows, u32 cols) {                            \
+        bn_moments_impl<T>(x, w, weighted, part1, part2, rows, cols);                                         \
     }                                                                                                         \
     extern "C" __global__ void bn_finalize_##S(const double* part1, const double* part2, u32 row_blocks,     \
-                                               const T* x, const T* gamma, const T* beta, T* mean, T* rstd,   \
-                                               T* scale, T* offset, T* run_mean, T* run_var, u32 rows,        \
-                                               u32 cols, double eps, double momentum, int update) {           \
-        bn_finalize_impl<T>(part1, part2, row_blocks, x, gamma, beta, mean, rstd, scale, offset, run_mean,   \
-                            run_var, rows, cols, eps, momentum, update);                                      \
+                                               const T* x, const T* w, int weighted, const T* gamma,          \
+                                               const T* beta, T* mean, T* rstd, T* scale, T* offset,          \
+                                               T* run_mean, T* run_var, u32 rows, u32 cols, double eps,       \
+                                               double momentum, int update) {                                 \
+        bn_finalize_impl<T>(part1, part2, row_blocks, x, w, weighted, gamma, beta, mean, rstd, scale, offset, \
+                            run_mean, run_var, rows, cols, eps, momentum, update);                            \
     }                                                                                                         \
     extern "C" __global__ void bn_eval_affine_##S(const T* gamma, const T* beta, const T* rm, const T* rv,   \
                                                   T* scale, T* offset, u32 cols, double eps) {                \
@@ -211,10 +226,11 @@ __device__ __forceinline__ void bn_backward_dx_impl(const T* g, const T* x, cons
                                      want_dgamma, acc_dgamma, want_dbeta, acc_dbeta, batch);                  \
     }                                                                                                         \
     extern "C" __global__ void bn_backward_dx_##S(const T* g, const T* x, const T* scale, const T* offset,   \
-                                                  const T* mean, const T* r, const T* mean_g,                 \
-                                                  const T* mean_gx, T* dx, u32 rows, u32 cols, int relu,      \
-                                                  int acc) {                                                  \
-        bn_backward_dx_impl<T>(g, x, scale, offset, mean, r, mean_g, mean_gx, dx, rows, cols, relu, acc);    \
+                                                  const T* mean, const T* r, const T* w, int weighted,        \
+                                                  const T* mean_g, const T* mean_gx, T* dx, u32 rows,         \
+                                                  u32 cols, int relu, int acc) {                              \
+        bn_backward_dx_impl<T>(g, x, scale, offset, mean, r, w, weighted, mean_g, mean_gx, dx, rows, cols,   \
+                               relu, acc);                                                                    \
     }
 KERNELS(float, f32)
 KERNELS(double, f64)

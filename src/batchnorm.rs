@@ -10,6 +10,13 @@
 //!   dβ = Σᵣ g',  dγ = Σᵣ g'·x̂,  dx = γ·rstd·(g' − dβ/R − x̂·dγ/R)
 //! Backward (running statistics): dx = g'·γ·rstd_run, dγ and dβ as above with x̂ from the
 //! running statistics.
+//!
+//! Weighted statistics (the `_weighted` entry points; an ablation of issue 13): row r counts
+//! w_r times, with Σᵣ w_r = R (weights of mean 1, the caller's normalisation), so
+//!   μ = Σᵣ w_r x_r / R,  σ² = Σᵣ w_r (x_r − μ)² / R,  dx = γ·rstd·(g' − w_r·dβ/R − w_r·x̂·dγ/R)
+//! (dβ, dγ unweighted: every row is normalised and contributes to the output). The weights are
+//! constants: no gradient flows to them. Running averages take the unbiased weighted variance,
+//! σ²/(1 − Σᵣ w_r²/R²). All weights 1 gives exactly the unweighted results.
 
 use crate::buffer::{Buffer, GradOut};
 use crate::real::Real;
@@ -57,6 +64,24 @@ pub fn forward_train_bf16<T: Real>(
     rstd: &mut Buffer<T>,
     running: Option<RunningStats<Buffer<T>>>,
 ) {
+    forward_train_weighted(rows, cols, x, None, affine, y, y_bf16, mean, rstd, running)
+}
+
+/// As [`forward_train_bf16`], with the batch statistics weighted per row by `weights` (rows
+/// long, non-negative, summing to `rows`; see the module's notes). None: unweighted.
+pub fn forward_train_weighted<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    weights: Option<&Buffer<T>>,
+    affine: BnAffine<Buffer<T>>,
+    y: &mut Buffer<T>,
+    y_bf16: Option<&mut [u16]>,
+    mean: &mut Buffer<T>,
+    rstd: &mut Buffer<T>,
+    running: Option<RunningStats<Buffer<T>>>,
+) {
+    check_weights(rows, weights);
     if let Some(h) = &y_bf16 {
         assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
     }
@@ -71,6 +96,7 @@ pub fn forward_train_bf16<T: Real>(
             rows,
             cols,
             x.host(),
+            weights.map(|w| w.host()),
             host_affine(&affine),
             y,
             y_bf16,
@@ -85,6 +111,7 @@ pub fn forward_train_bf16<T: Real>(
                 rows,
                 cols,
                 x.cuda(),
+                weights.map(|w| w.cuda()),
                 cuda_affine(&affine),
                 y,
                 mean.cuda_mut(),
@@ -181,7 +208,25 @@ pub fn backward_bf16<T: Real>(
     grads: BnGrads<Buffer<T>>,
     dx_bf16: Option<&mut [u16]>,
 ) {
+    backward_weighted(rows, cols, g, x, None, affine, stats, grads, dx_bf16)
+}
+
+/// As [`backward_bf16`], for a forward pass whose batch statistics were weighted by `weights`
+/// (the same weights; ignored with running statistics, which no row weight enters).
+pub fn backward_weighted<T: Real>(
+    rows: usize,
+    cols: usize,
+    g: &Buffer<T>,
+    x: &Buffer<T>,
+    weights: Option<&Buffer<T>>,
+    affine: BnAffine<Buffer<T>>,
+    stats: BnStats<Buffer<T>>,
+    grads: BnGrads<Buffer<T>>,
+    dx_bf16: Option<&mut [u16]>,
+) {
     check(rows, cols, x.len(), &affine);
+    check_weights(rows, weights);
+    let weights = if matches!(stats, BnStats::Batch { .. }) { weights } else { None };
     if let Some(h) = &dx_bf16 {
         assert_eq!(h.len(), rows * cols, "batchnorm backward: bf16 dx length");
         assert!(grads.dx.as_ref().is_some_and(|d| !d.accumulate), "batchnorm backward: bf16 dx of an accumulated dx");
@@ -206,6 +251,7 @@ pub fn backward_bf16<T: Real>(
             cols,
             g,
             x.host(),
+            weights.map(|w| w.host()),
             host_affine(&affine),
             match stats {
                 BnStats::Batch { mean, rstd } => BnStats::Batch { mean: mean.host(), rstd: rstd.host() },
@@ -224,6 +270,7 @@ pub fn backward_bf16<T: Real>(
             cols,
             g,
             x.cuda(),
+            weights.map(|w| w.cuda()),
             cuda_affine(&affine),
             match stats {
                 BnStats::Batch { mean, rstd } => BnStats::Batch { mean: mean.cuda(), rstd: rstd.cuda() },
@@ -243,6 +290,20 @@ fn check<T: Real>(rows: usize, cols: usize, len: usize, a: &BnAffine<Buffer<T>>)
     assert_eq!(a.gamma.len(), cols, "batchnorm: gamma length");
     assert_eq!(a.beta.len(), cols, "batchnorm: beta length");
     assert!(rows > 0, "batchnorm over zero rows");
+}
+
+/// Weights are one per row; on the host, also that they sum to `rows` (on a GPU they are
+/// the caller's promise: checking would cost a copy back).
+fn check_weights<T: Real>(rows: usize, weights: Option<&Buffer<T>>) {
+    let Some(w) = weights else { return };
+    assert_eq!(w.len(), rows, "batchnorm: {} row weights for {rows} rows", w.len());
+    if w.device().is_cpu() {
+        let sum: f64 = w.host().iter().map(|v| v.as_f64()).sum();
+        assert!(
+            (sum - rows as f64).abs() <= 1e-3 * rows as f64,
+            "batchnorm: row weights sum to {sum}, expected {rows} (weights of mean 1)"
+        );
+    }
 }
 
 fn host_affine<'a, T: Real>(a: &BnAffine<'a, Buffer<T>>) -> BnAffine<'a, [T]> {
@@ -338,10 +399,12 @@ pub mod cpu {
         });
     }
 
+    /// `weights`: row weights summing to `rows` (checked by the caller), or None.
     pub fn forward_train<T: Real>(
         rows: usize,
         cols: usize,
         x: &[T],
+        weights: Option<&[T]>,
         affine: BnAffine<[T]>,
         y: &mut [T],
         y16: Option<&mut [u16]>,
@@ -353,14 +416,25 @@ pub mod cpu {
         // One pass of shifted sums: d = x − x[first row] keeps Σd² − (Σd)²/n accurate when the
         // mean is large against the spread.
         let shift = &x[..cols];
-        let (s1, s2) = column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
-            let xr = &x[r * cols..(r + 1) * cols];
-            for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
-                let d = v - sh;
-                *a = *a + d;
-                *b = *b + d * d;
-            }
-        });
+        let (s1, s2) = match weights {
+            None => column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
+                let xr = &x[r * cols..(r + 1) * cols];
+                for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
+                    let d = v - sh;
+                    *a = *a + d;
+                    *b = *b + d * d;
+                }
+            }),
+            Some(w) => column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
+                let (xr, wr) = (&x[r * cols..(r + 1) * cols], w[r]);
+                for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
+                    let d = v - sh;
+                    let wd = wr * d;
+                    *a = *a + wd;
+                    *b = *b + wd * d;
+                }
+            }),
+        };
         let n = rows as f64;
         let mut scale = vec![T::zero(); cols];
         let mut offset = vec![T::zero(); cols];
@@ -380,7 +454,11 @@ pub mod cpu {
         apply_affine(cols, x, &scale, &offset, affine.relu, y, y16);
         if let Some(run) = running {
             let m = run.momentum;
-            let bessel = if rows > 1 { n / (n - 1.0) } else { 1.0 };
+            let bessel = match weights {
+                None if rows > 1 => n / (n - 1.0),
+                None => 1.0,
+                Some(w) => unbiased_weighted(n, w),
+            };
             for j in 0..cols {
                 let rm = run.mean[j].as_f64();
                 let rv = run.var[j].as_f64();
@@ -388,6 +466,14 @@ pub mod cpu {
                 run.var[j] = T::from_f64((1.0 - m) * rv + m * var[j] * bessel);
             }
         }
+    }
+
+    /// The factor that makes a weighted variance unbiased, 1/(1 − Σw²/n²) for weights summing
+    /// to n (n/(n − 1) for equal weights); 1 where a single row carries all the weight.
+    fn unbiased_weighted<T: Real>(n: f64, w: &[T]) -> f64 {
+        let sum_sq: f64 = w.iter().map(|v| v.as_f64() * v.as_f64()).sum();
+        let f = 1.0 - sum_sq / (n * n);
+        if f > 1e-12 { 1.0 / f } else { 1.0 }
     }
 
     pub fn forward_eval<T: Real>(
@@ -442,11 +528,13 @@ pub mod cpu {
         }
     }
 
-    /// dx = scale·(g' − mean(g') − x̂·mean(g'x̂)) for one row.
+    /// dx = scale·(g' − w·mean(g') − w·x̂·mean(g'x̂)) for one row of weight w (1 unweighted:
+    /// the products by 1 are exact, so the unweighted result is bit for bit the plain formula).
     fn dx_row<T: Real, const RELU: bool, const ACC: bool>(
         dr: &mut [T],
         gr: &[T],
         xr: &[T],
+        w: T,
         c: &Cols<T>,
         mean_g: &[T],
         mean_gx: &[T],
@@ -457,7 +545,7 @@ pub mod cpu {
         for j in 0..n {
             let gp = masked::<T, RELU>(gr[j], xr[j], sc[j], of[j]);
             let xhat = (xr[j] - mu[j]) * r[j];
-            let v = sc[j] * (gp - mg[j] - xhat * mgx[j]);
+            let v = sc[j] * (gp - w * mg[j] - w * xhat * mgx[j]);
             dr[j] = if ACC { dr[j] + v } else { v };
         }
     }
@@ -467,6 +555,7 @@ pub mod cpu {
         cols: usize,
         g: &[T],
         x: &[T],
+        weights: Option<&[T]>,
         affine: BnAffine<[T]>,
         stats: BnStats<[T]>,
         grads: BnGrads<[T]>,
@@ -526,13 +615,14 @@ pub mod cpu {
                 let off = row0 * cols;
                 let gs = &g[off..off + chunk.len()];
                 let xs = &x[off..off + chunk.len()];
-                for ((dr, gr), xr) in chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols))
-                {
+                let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
+                for (i, ((dr, gr), xr)) in rows_here.enumerate() {
+                    let w = weights.map_or(T::one(), |w| w[row0 + i]);
                     match (relu, acc) {
-                        (true, true) => dx_row::<T, true, true>(dr, gr, xr, &c, &mean_g, &mean_gx),
-                        (true, false) => dx_row::<T, true, false>(dr, gr, xr, &c, &mean_g, &mean_gx),
-                        (false, true) => dx_row::<T, false, true>(dr, gr, xr, &c, &mean_g, &mean_gx),
-                        (false, false) => dx_row::<T, false, false>(dr, gr, xr, &c, &mean_g, &mean_gx),
+                        (true, true) => dx_row::<T, true, true>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
+                        (true, false) => dx_row::<T, true, false>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
+                        (false, true) => dx_row::<T, false, true>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
+                        (false, false) => dx_row::<T, false, false>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
                     }
                 }
                 if let Some(o) = out16 {
@@ -557,10 +647,22 @@ mod cuda {
         b
     }
 
+    /// The row weights as a kernel argument: the buffer and 1, or a one-element stand-in and 0.
+    fn weight_arg<'a, T: Real>(
+        weights: Option<&'a CudaBuffer<T>>,
+        stand_in: &'a CudaBuffer<T>,
+    ) -> (&'a CudaBuffer<T>, i32) {
+        match weights {
+            Some(w) => (w, 1),
+            None => (stand_in, 0),
+        }
+    }
+
     pub fn forward_train<T: Real>(
         rows: usize,
         cols: usize,
         x: &CudaBuffer<T>,
+        weights: Option<&CudaBuffer<T>>,
         affine: BnAffine<CudaBuffer<T>>,
         y: &mut CudaBuffer<T>,
         mean: &mut CudaBuffer<T>,
@@ -569,8 +671,21 @@ mod cuda {
     ) {
         let dev = x.device().clone();
         let (r, c, rb) = (dim(rows), dim(cols), row_blocks(rows));
+        let stand_in = dev.alloc::<T>(1);
+        let (w, weighted) = weight_arg(weights, &stand_in);
         let (mut p1, mut p2) = (dev.scratch_f64(rb as usize * cols), dev.scratch_f64(rb as usize * cols));
-        launch!(dev, kname::<T>("bn_moments"), column_blocks(c, rb), &x.slice, &mut p1.slice, &mut p2.slice, &r, &c);
+        launch!(
+            dev,
+            kname::<T>("bn_moments"),
+            column_blocks(c, rb),
+            &x.slice,
+            &w.slice,
+            &weighted,
+            &mut p1.slice,
+            &mut p2.slice,
+            &r,
+            &c
+        );
         let (mut scale, mut offset) = (dev.alloc::<T>(cols), dev.alloc::<T>(cols));
         let (mut dummy_m, mut dummy_v) = (dev.alloc::<T>(1), dev.alloc::<T>(1));
         let (update, momentum) = (running.is_some() as i32, running.as_ref().map_or(0.0, |r| r.momentum));
@@ -586,6 +701,8 @@ mod cuda {
             &p2.slice,
             &rb,
             &x.slice,
+            &w.slice,
+            &weighted,
             &affine.gamma.slice,
             &affine.beta.slice,
             &mut mean.slice,
@@ -662,11 +779,14 @@ mod cuda {
         cols: usize,
         g: &CudaBuffer<T>,
         x: &CudaBuffer<T>,
+        weights: Option<&CudaBuffer<T>>,
         affine: BnAffine<CudaBuffer<T>>,
         stats: BnStats<CudaBuffer<T>>,
         grads: BnGrads<CudaBuffer<T>>,
     ) {
         let dev = x.device().clone();
+        let stand_in = dev.alloc::<T>(1);
+        let (w, weighted) = weight_arg(weights, &stand_in);
         let (r, c, relu) = (dim(rows), dim(cols), affine.relu as i32);
         let (mean, stat, running) = match stats {
             BnStats::Batch { mean, rstd } => (mean, rstd, 0i32),
@@ -756,6 +876,8 @@ mod cuda {
                 &offset.slice,
                 &mean.slice,
                 &rr.slice,
+                &w.slice,
+                &weighted,
                 &mean_g.slice,
                 &mean_gx.slice,
                 &mut dx.buf.slice,

@@ -160,6 +160,182 @@ fn batchnorm_training_forward_backward_and_running_update() {
     }
 }
 
+/// Row weights of mean 1 (fresh, positive).
+fn row_weights(rnd: &mut Gen, rows: usize) -> Vec<f64> {
+    let raw: Vec<f64> = rnd.uniform(rows).iter().map(|v| v + 0.05).collect();
+    let sum: f64 = raw.iter().sum();
+    raw.iter().map(|v| v * rows as f64 / sum).collect()
+}
+
+#[test]
+fn batchnorm_weighted_statistics_against_the_formula() {
+    let mut rnd = Gen::new();
+    let eps = 1e-5;
+    for (rows, cols) in shapes() {
+        for relu in [true, false] {
+            let x: Vec<f64> = rnd.normal(rows * cols, 2.0).iter().map(|v| v + 3.0).collect();
+            let gamma: Vec<f64> = rnd.normal(cols, 0.5).iter().map(|v| v + 1.0).collect();
+            let beta = rnd.normal(cols, 0.5);
+            let w = row_weights(&mut rnd, rows);
+            let n = rows as f64;
+            let (want_mean, want_var): (Vec<f64>, Vec<f64>) = (0..cols)
+                .map(|j| {
+                    let mu = (0..rows).map(|r| w[r] * x[r * cols + j]).sum::<f64>() / n;
+                    let v = (0..rows).map(|r| w[r] * (x[r * cols + j] - mu).powi(2)).sum::<f64>() / n;
+                    (mu, v)
+                })
+                .unzip();
+            let (want_y, _, _) = bn_reference(rows, cols, &x, &gamma, &beta, Some((&want_mean, &want_var)), eps, relu);
+            let rm0 = rnd.normal(cols, 1.0);
+            let rv0: Vec<f64> = rnd.uniform(cols).iter().map(|v| v + 0.5).collect();
+            let (gb, bb, wb) = (buf::<f64>(&gamma), buf::<f64>(&beta), buf::<f64>(&w));
+            let (mut y, mut mean, mut rstd) =
+                (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
+            let (mut rm, mut rv) = (buf::<f64>(&rm0), buf::<f64>(&rv0));
+            batchnorm::forward_train_weighted(
+                rows,
+                cols,
+                &buf(&x),
+                Some(&wb),
+                BnAffine { gamma: &gb, beta: &bb, eps, relu },
+                &mut y,
+                None,
+                &mut mean,
+                &mut rstd,
+                Some(RunningStats { mean: &mut rm, var: &mut rv, momentum: 0.1 }),
+            );
+            assert_close("weighted bn y", &vals(&y), &want_y, 1e-9, 1e-9, rnd.seed);
+            assert_close("weighted bn mean", &vals(&mean), &want_mean, 1e-10, 1e-10, rnd.seed);
+            let want_rstd: Vec<f64> = want_var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+            assert_close("weighted bn rstd", &vals(&rstd), &want_rstd, 1e-8, 1e-8, rnd.seed);
+            // The unbiased weighted variance: σ² / (1 − Σw²/n²); one row carries all the weight
+            // when rows = 1, and then the factor is 1.
+            let f = 1.0 - w.iter().map(|v| v * v).sum::<f64>() / (n * n);
+            let unbias = if f > 1e-12 { 1.0 / f } else { 1.0 };
+            let want_rv: Vec<f64> = rv0.iter().zip(&want_var).map(|(r, v)| 0.9 * r + 0.1 * v * unbias).collect();
+            let want_rm: Vec<f64> = rm0.iter().zip(&want_mean).map(|(r, m)| 0.9 * r + 0.1 * m).collect();
+            assert_close("weighted bn running mean", &vals(&rm), &want_rm, 1e-10, 1e-10, rnd.seed);
+            assert_close("weighted bn running var", &vals(&rv), &want_rv, 1e-8, 1e-10, rnd.seed);
+
+            // dx = γ·rstd·(g' − w_r·Σg'/n − w_r·x̂·Σg'x̂/n); dβ, dγ as without weights.
+            let g = rnd.normal(rows * cols, 1.0);
+            let (mut dgam, mut dbet) = (vec![0.0; cols], vec![0.0; cols]);
+            let mut dx = vec![0.0; rows * cols];
+            for j in 0..cols {
+                let r_ = want_rstd[j];
+                let xhat = |r: usize| (x[r * cols + j] - want_mean[j]) * r_;
+                let gp = |r: usize| if relu && gamma[j] * xhat(r) + beta[j] <= 0.0 { 0.0 } else { g[r * cols + j] };
+                dbet[j] = (0..rows).map(gp).sum();
+                dgam[j] = (0..rows).map(|r| gp(r) * xhat(r)).sum();
+                for r in 0..rows {
+                    dx[r * cols + j] = gamma[j] * r_ * (gp(r) - w[r] * dbet[j] / n - w[r] * xhat(r) * dgam[j] / n);
+                }
+            }
+            let (mut bdx, mut bdg, mut bdb) =
+                (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
+            batchnorm::backward_weighted(
+                rows,
+                cols,
+                &buf(&g),
+                &buf(&x),
+                Some(&wb),
+                BnAffine { gamma: &gb, beta: &bb, eps, relu },
+                BnStats::Batch { mean: &mean, rstd: &rstd },
+                BnGrads {
+                    dx: Some(out(&mut bdx, false)),
+                    dgamma: Some(out(&mut bdg, false)),
+                    dbeta: Some(out(&mut bdb, false)),
+                },
+                None,
+            );
+            assert_close("weighted bn dx", &vals(&bdx), &dx, 1e-7, 1e-9, rnd.seed);
+            assert_close("weighted bn dgamma", &vals(&bdg), &dgam, 1e-8, 1e-8, rnd.seed);
+            assert_close("weighted bn dbeta", &vals(&bdb), &dbet, 1e-8, 1e-8, rnd.seed);
+        }
+    }
+}
+
+/// Weights 1 are bit for bit the unweighted kernels (the default path the ablation leaves
+/// alone), and integer weights normalise like repeated rows.
+#[test]
+fn batchnorm_weights_of_one_are_exactly_unweighted_and_counts_repeat_rows() {
+    let mut rnd = Gen::new();
+    let eps = 1e-5;
+    for (rows, cols) in shapes() {
+        let x = buf::<f32>(&rnd.normal(rows * cols, 2.0).iter().map(|v| v + 1.0).collect::<Vec<_>>());
+        let (gamma, beta) = (buf::<f32>(&rnd.normal(cols, 1.0)), buf::<f32>(&rnd.normal(cols, 1.0)));
+        let g = buf::<f32>(&rnd.normal(rows * cols, 1.0));
+        let ones = buf::<f32>(&vec![1.0; rows]);
+        let run = |w: Option<&Buffer<f32>>| {
+            let (mut y, mut mean, mut rstd) =
+                (poisoned::<f32>(rows * cols), poisoned::<f32>(cols), poisoned::<f32>(cols));
+            let (mut rm, mut rv) = (buf::<f32>(&vec![0.5; cols]), buf::<f32>(&vec![2.0; cols]));
+            let aff = || BnAffine { gamma: &gamma, beta: &beta, eps, relu: true };
+            let running = Some(RunningStats { mean: &mut rm, var: &mut rv, momentum: 0.1 });
+            batchnorm::forward_train_weighted(rows, cols, &x, w, aff(), &mut y, None, &mut mean, &mut rstd, running);
+            let (mut dx, mut dg, mut db) = (poisoned::<f32>(rows * cols), poisoned::<f32>(cols), poisoned::<f32>(cols));
+            let grads = BnGrads {
+                dx: Some(out(&mut dx, false)),
+                dgamma: Some(out(&mut dg, false)),
+                dbeta: Some(out(&mut db, false)),
+            };
+            let stats = BnStats::Batch { mean: &mean, rstd: &rstd };
+            batchnorm::backward_weighted(rows, cols, &g, &x, w, aff(), stats, grads, None);
+            [y, mean, rstd, rm, rv, dx, dg, db].map(|b| b.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
+        };
+        let (plain, weighted) = (run(None), run(Some(&ones)));
+        for (i, what) in
+            ["y", "mean", "rstd", "running mean", "running var", "dx", "dgamma", "dbeta"].iter().enumerate()
+        {
+            assert!(plain[i] == weighted[i], "weights 1 changed bn {what} at {rows}×{cols} (seed {})", rnd.seed);
+        }
+    }
+    for (rows, cols) in SMALL.into_iter().chain([(40, 9)]) {
+        let x = rnd.normal(rows * cols, 2.0);
+        let (gamma, beta) = (rnd.normal(cols, 1.0), rnd.normal(cols, 1.0));
+        let counts: Vec<usize> = rnd.uniform(rows).iter().map(|u| 1 + (u * 3.0) as usize).collect();
+        let total: usize = counts.iter().sum();
+        let w: Vec<f64> = counts.iter().map(|&c| c as f64 * rows as f64 / total as f64).collect();
+        let repeated: Vec<f64> = (0..rows)
+            .flat_map(|r| std::iter::repeat_n(&x[r * cols..(r + 1) * cols], counts[r]).flatten().copied())
+            .collect();
+        let (gb, bb) = (buf::<f64>(&gamma), buf::<f64>(&beta));
+        let fwd = |rows: usize, x: &[f64], w: Option<&[f64]>| {
+            let (mut y, mut mean, mut rstd) =
+                (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
+            let wb = w.map(buf::<f64>);
+            let aff = BnAffine { gamma: &gb, beta: &bb, eps, relu: false };
+            batchnorm::forward_train_weighted(
+                rows,
+                cols,
+                &buf(x),
+                wb.as_ref(),
+                aff,
+                &mut y,
+                None,
+                &mut mean,
+                &mut rstd,
+                None,
+            );
+            (vals(&y), vals(&mean), vals(&rstd))
+        };
+        let (y_w, mean_w, rstd_w) = fwd(rows, &x, Some(&w));
+        let (y_r, mean_r, rstd_r) = fwd(total, &repeated, None);
+        assert_close("weighted = repeated: mean", &mean_w, &mean_r, 1e-10, 1e-10, rnd.seed);
+        assert_close("weighted = repeated: rstd", &rstd_w, &rstd_r, 1e-8, 1e-8, rnd.seed);
+        let firsts: Vec<usize> = counts
+            .iter()
+            .scan(0, |at, &c| {
+                let r = *at;
+                *at += c;
+                Some(r)
+            })
+            .collect();
+        let y_first: Vec<f64> = firsts.iter().flat_map(|&r| y_r[r * cols..(r + 1) * cols].to_vec()).collect();
+        assert_close("weighted = repeated: y", &y_w, &y_first, 1e-9, 1e-9, rnd.seed);
+    }
+}
+
 #[test]
 fn batchnorm_inference_mode_uses_running_statistics() {
     let mut rnd = Gen::new();

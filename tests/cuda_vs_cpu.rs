@@ -103,9 +103,15 @@ fn gemm_tf32_is_within_its_precision() {
     check("gemm tf32", &c, 3e-3, r.seed);
 }
 
-fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen) {
+/// With `weighted`, the statistics are weighted by fresh random row weights of mean 1.
+fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen, weighted: bool) {
     for (rows, cols) in SHAPES {
         for relu in [true, false] {
+            let weights = weighted.then(|| {
+                let w: Vec<f64> = r.uniform(rows).iter().map(|v| v + 0.05).collect();
+                let sum: f64 = w.iter().sum();
+                pair::<T>(gpu, &w.iter().map(|v| v * rows as f64 / sum).collect::<Vec<_>>())
+            });
             let x = pair::<T>(gpu, &r.normal(rows * cols, 2.0).iter().map(|v| v + 1.0).collect::<Vec<_>>());
             let gamma = pair::<T>(gpu, &r.normal(cols, 0.5).iter().map(|v| v + 1.0).collect::<Vec<_>>());
             let beta = pair::<T>(gpu, &r.normal(cols, 0.5));
@@ -121,12 +127,14 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen) {
                 } else {
                     (&x.gpu, &mut y.gpu, &mut mean.gpu, &mut rstd.gpu, &mut rm.gpu, &mut rv.gpu)
                 };
-                batchnorm::forward_train(
+                batchnorm::forward_train_weighted(
                     rows,
                     cols,
                     xd,
+                    weights.as_ref().map(|w| on(w, dev)),
                     aff,
                     yd,
+                    None,
                     md,
                     sd,
                     Some(RunningStats { mean: rmd, var: rvd, momentum: 0.1 }),
@@ -166,9 +174,14 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen) {
                         dgamma: Some(GradOut::new(dgd, false)),
                         dbeta: Some(GradOut::new(dbd, false)),
                     };
-                    batchnorm::backward(rows, cols, on(&g, dev), on(&x, dev), aff, stats, grads);
+                    let w = weights.as_ref().map(|w| on(w, dev));
+                    batchnorm::backward_weighted(rows, cols, on(&g, dev), on(&x, dev), w, aff, stats, grads, None);
                 }
-                let what = if running { "bn backward (running)" } else { "bn backward (batch)" };
+                let what = match (running, weighted) {
+                    (true, _) => "bn backward (running)",
+                    (false, false) => "bn backward (batch)",
+                    (false, true) => "bn backward (weighted batch)",
+                };
                 check(&format!("{what} dx"), &dx, 20.0 * tol::<T>(), r.seed);
                 check(&format!("{what} dgamma"), &dg, 20.0 * tol::<T>(), r.seed);
                 check(&format!("{what} dbeta"), &db, 20.0 * tol::<T>(), r.seed);
@@ -201,8 +214,10 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen) {
 fn batchnorm_matches_cpu() {
     let Some(gpu) = gpu_or_skip("batchnorm_matches_cpu") else { return };
     let mut r = Gen::new();
-    batchnorm_case::<f32>(&gpu, &mut r);
-    batchnorm_case::<f64>(&gpu, &mut r);
+    for weighted in [false, true] {
+        batchnorm_case::<f32>(&gpu, &mut r, weighted);
+        batchnorm_case::<f64>(&gpu, &mut r, weighted);
+    }
 }
 
 fn densities_case<T: Real>(gpu: &Device, r: &mut Gen) {

@@ -40,7 +40,28 @@ fn batch_norm_training_mode() {
             Input::random(&mut r, 1, cols),
         ];
         check_gradients("batch_norm train", seed, inputs, move |g, v| {
-            g.batch_norm(v[0], v[1], v[2], BnMode::Train { running: None, momentum: 0.1 }, 1e-5, relu)
+            g.batch_norm(v[0], v[1], v[2], BnMode::Train { running: None, momentum: 0.1, weights: None }, 1e-5, relu)
+        });
+    }
+}
+
+#[test]
+fn batch_norm_training_mode_with_row_weights() {
+    for (rows, cols, relu) in [(8, 5, true), (7, 3, false), (2, 1, true), (1, 4, false), (33, 6, true)] {
+        let (mut r, seed) = rng();
+        // Constant weights of mean 1 (no gradient flows to them).
+        let raw: Vec<f64> = randn(&mut r, rows, 1.0).iter().map(|v| v.abs() + 0.1).collect();
+        let sum: f64 = raw.iter().sum();
+        let w: Vec<f64> = raw.iter().map(|v| v * rows as f64 / sum).collect();
+        let weights = Tensor::from_f64(&Device::Cpu, rows, 1, &w);
+        let inputs = vec![
+            Input::new(rows, cols, randn(&mut r, rows * cols, 2.0).iter().map(|v| v + 1.5).collect()),
+            Input::new(1, cols, randn(&mut r, cols, 1.0).iter().map(|v| v + 1.0).collect()),
+            Input::random(&mut r, 1, cols),
+        ];
+        check_gradients("batch_norm train, weighted rows", seed, inputs, move |g, v| {
+            let mode = BnMode::Train { running: None, momentum: 0.1, weights: Some(&weights) };
+            g.batch_norm(v[0], v[1], v[2], mode, 1e-5, relu)
         });
     }
 }
@@ -227,7 +248,7 @@ fn composed_ops_share_inputs() {
     ];
     check_gradients("composed", seed, inputs, |g, v| {
         let h = g.matmul(v[0], v[1]);
-        let h = g.batch_norm(h, v[2], v[3], BnMode::Train { running: None, momentum: 0.1 }, 1e-5, true);
+        let h = g.batch_norm(h, v[2], v[3], BnMode::Train { running: None, momentum: 0.1, weights: None }, 1e-5, true);
         let o = g.matmul(h, v[4]);
         let ls = g.log_softmax(o);
         let s = g.softmax(o);

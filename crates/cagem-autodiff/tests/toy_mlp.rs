@@ -71,7 +71,7 @@ impl Mlp {
                     a,
                     gm,
                     bt,
-                    BnMode::Train { running: Some((&mut m, &mut v)), momentum: 0.1 },
+                    BnMode::Train { running: Some((&mut m, &mut v)), momentum: 0.1, weights: None },
                     1e-5,
                     true,
                 );

@@ -166,7 +166,8 @@ pub struct TrainArgs {
     /// Gaussian KL terms only, not log p(y|z2) − log q(y|z1,x). hp-grad-to-z2: H_p's gradient
     /// also reaches q(z2|·) (appendix B forbids it). hp-true-label-z2: H_p = −log p(y_l|z2) with
     /// z2 drawn under the true label only. no-skip-x-z2: q(z2|y,z1) without the skip connection
-    /// from x.
+    /// from x. bn-qy-weighted: batch-norm statistics of the networks run once per cluster weight
+    /// each (y, x) row by q(y|z1,x), held constant, instead of counting all K·B rows alike.
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Deviation::ALL.map(Deviation::name)))]
     pub deviation: Vec<String>,
     /// Dimension of z1.

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::ModelConfig;
 use crate::data::batches::binarize;
+use crate::deviation::ObjectiveDeviations;
 use crate::model::{Cagem, IwEstimator, LossWeights, NoiseStreams};
 use crate::nn::BnUse;
 use crate::train::train_step;
@@ -108,7 +109,13 @@ pub fn bench<T: Real>(
         g.set_precision(precision);
         g.set_grad_enabled(false);
         let x = g.constant(x_u.clone());
-        let t = model.elbo_terms(&mut g, BnUse::Train { update_running: true }, x, false, &mut noise);
+        let t = model.elbo_terms(
+            &mut g,
+            BnUse::Train { update_running: true },
+            x,
+            ObjectiveDeviations::default(),
+            &mut noise,
+        );
         let _ = g.value(t.recon).to_vec();
         drop(g);
         if i >= warmup {

@@ -20,11 +20,21 @@ pub enum Deviation {
     /// q(z2|·) without the skip connection from x: q(z2|y,z1) (the paper's footnote: worth
     /// 0.18 nats, "not fundamental"). Changes the model's parameters.
     NoSkipXZ2,
+    /// Batch-norm statistics of the networks run once per cluster (q(z2|x,y,z1), p(y|z2),
+    /// p(z1|y,z2), p(x|y,z1) on K·B rows) weight row (y, b) by K·q(y|z1,x_b), held constant,
+    /// instead of counting every row alike (most carry a y that q rules out); the running
+    /// averages too. Both the unlabelled ELBO and H_p's sum over y'.
+    BnQyWeighted,
 }
 
 impl Deviation {
-    pub const ALL: [Deviation; 4] =
-        [Deviation::KlWarmupGaussianOnly, Deviation::HpGradToZ2, Deviation::HpTrueLabelZ2, Deviation::NoSkipXZ2];
+    pub const ALL: [Deviation; 5] = [
+        Deviation::KlWarmupGaussianOnly,
+        Deviation::HpGradToZ2,
+        Deviation::HpTrueLabelZ2,
+        Deviation::NoSkipXZ2,
+        Deviation::BnQyWeighted,
+    ];
 
     /// The name used on the command line and in config.json.
     pub fn name(self) -> &'static str {
@@ -33,6 +43,7 @@ impl Deviation {
             Deviation::HpGradToZ2 => "hp-grad-to-z2",
             Deviation::HpTrueLabelZ2 => "hp-true-label-z2",
             Deviation::NoSkipXZ2 => "no-skip-x-z2",
+            Deviation::BnQyWeighted => "bn-qy-weighted",
         }
     }
 
@@ -53,6 +64,7 @@ pub struct ObjectiveDeviations {
     pub kl_warmup_gaussian_only: bool,
     pub hp_grad_to_z2: bool,
     pub hp_true_label_z2: bool,
+    pub bn_qy_weighted: bool,
 }
 
 impl ObjectiveDeviations {
@@ -61,6 +73,7 @@ impl ObjectiveDeviations {
             kl_warmup_gaussian_only: list.contains(&Deviation::KlWarmupGaussianOnly),
             hp_grad_to_z2: list.contains(&Deviation::HpGradToZ2),
             hp_true_label_z2: list.contains(&Deviation::HpTrueLabelZ2),
+            bn_qy_weighted: list.contains(&Deviation::BnQyWeighted),
         }
     }
 }

@@ -16,6 +16,7 @@ use cagem_kernels::gaussian::clamp_logvar;
 use serde::Serialize;
 
 use crate::data::{DeviceData, UNLABELLED};
+use crate::deviation::ObjectiveDeviations;
 use crate::model::{Cagem, IwEstimator, NoiseStreams};
 use crate::nn::BnUse;
 
@@ -383,7 +384,7 @@ pub fn evaluate_rows<T: Real>(
         let b = batch.min(n - start);
         let mut g = model.inference_graph();
         let xv = g.constant(x.rows_range(start, b));
-        let t = model.elbo_terms(&mut g, BnUse::Eval, xv, false, &mut noise);
+        let t = model.elbo_terms(&mut g, BnUse::Eval, xv, ObjectiveDeviations::default(), &mut noise);
         let get = |v| g.value(v).to_f64_vec();
         let (recon, neg_kl, qy, mu1, mu2, lv2) =
             (get(t.recon), get(t.neg_kl), get(t.qy), get(t.mu1), get(t.mu2), get(t.logvar2));

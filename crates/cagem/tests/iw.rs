@@ -3,6 +3,7 @@
 
 mod tiny;
 
+use cagem::deviation::ObjectiveDeviations;
 use cagem::model::{Cagem, IwEstimator, NoiseStreams};
 use cagem::nn::BnUse;
 use cagem_autodiff::{Axis, Device, Graph, Tensor};
@@ -20,7 +21,7 @@ fn iw_one_sample_bounds_the_elbo_from_above_per_image() {
     let mut g = Graph::new(&Device::Cpu);
     g.set_grad_enabled(false);
     let xv = g.constant(x.clone());
-    let t = model.elbo_terms(&mut g, BnUse::Eval, xv, false, &mut NoiseStreams::new(3));
+    let t = model.elbo_terms(&mut g, BnUse::Eval, xv, ObjectiveDeviations::default(), &mut NoiseStreams::new(3));
     let f: Vec<f64> =
         g.value(t.recon).to_f64_vec().iter().zip(g.value(t.neg_kl).to_f64_vec()).map(|(a, b)| a + b).collect();
     let c = model.iw_chunk(&mut g, xv, 1, IwEstimator::SumY, &mut NoiseStreams::new(3));

@@ -3,7 +3,7 @@
 
 use cagem_kernels::Real;
 use cagem_kernels::batchnorm::{
-    BnAffine, BnGrads, BnStats, RunningStats, backward_bf16, forward_eval_bf16, forward_train_bf16,
+    BnAffine, BnGrads, BnStats, RunningStats, backward_weighted, forward_eval_bf16, forward_train_weighted,
 };
 use cagem_kernels::bf16::Bf16Buf;
 
@@ -12,8 +12,10 @@ use crate::tensor::Tensor;
 
 /// Which statistics a batch-norm layer normalises with.
 pub enum BnMode<'a, T: Real> {
-    /// Batch statistics; with `running`, also fold them into these running averages.
-    Train { running: Option<(&'a mut Tensor<T>, &'a mut Tensor<T>)>, momentum: f64 },
+    /// Batch statistics; with `running`, also fold them into these running averages. With
+    /// `weights` (rows × 1, non-negative, summing to rows; constants), row r counts w_r times
+    /// in the statistics (see cagem_kernels::batchnorm).
+    Train { running: Option<(&'a mut Tensor<T>, &'a mut Tensor<T>)>, momentum: f64, weights: Option<&'a Tensor<T>> },
     /// Running statistics (mean, variance).
     Eval { mean: &'a Tensor<T>, var: &'a Tensor<T> },
 }
@@ -29,14 +31,18 @@ impl<T: Real> Graph<T> {
         let mut y16 = self.bf16_products().then(|| Bf16Buf::uninit(rows * cols));
         let affine = BnAffine { gamma: self.value(gamma).buf(), beta: self.value(beta).buf(), eps, relu };
         let stats = match mode {
-            BnMode::Train { running, momentum } => {
+            BnMode::Train { running, momentum, weights } => {
+                if let Some(w) = weights {
+                    assert_eq!(w.shape(), (rows, 1), "batch_norm: row weights shape");
+                }
                 let mut mean = self.alloc(1, cols);
                 let mut rstd = self.alloc(1, cols);
                 let running = running.map(|(m, v)| RunningStats { mean: m.buf_mut(), var: v.buf_mut(), momentum });
-                forward_train_bf16(
+                forward_train_weighted(
                     rows,
                     cols,
                     self.value(x).buf(),
+                    weights.map(|w| w.buf()),
                     affine,
                     y.buf_mut(),
                     y16.as_deref_mut(),
@@ -44,7 +50,7 @@ impl<T: Real> Graph<T> {
                     rstd.buf_mut(),
                     running,
                 );
-                Saved::Batch { mean, rstd }
+                Saved::Batch { mean, rstd, weights: weights.cloned() }
             }
             BnMode::Eval { mean, var } => {
                 let (xv, mv, vv) = (self.value(x).buf(), mean.buf(), var.buf());
@@ -62,7 +68,7 @@ impl<T: Real> Graph<T> {
 }
 
 enum Saved<T: Real> {
-    Batch { mean: Tensor<T>, rstd: Tensor<T> },
+    Batch { mean: Tensor<T>, rstd: Tensor<T>, weights: Option<Tensor<T>> },
     Running { mean: Tensor<T>, var: Tensor<T> },
 }
 
@@ -84,19 +90,22 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
         let mut sx = cx.slot(self.x);
         let mut sg = cx.slot(self.gamma);
         let mut sb = cx.slot(self.beta);
-        let stats = match &self.stats {
-            Saved::Batch { mean, rstd } => BnStats::Batch { mean: mean.buf(), rstd: rstd.buf() },
-            Saved::Running { mean, var } => BnStats::Running { mean: mean.buf(), var: var.buf() },
+        let (stats, weights) = match &self.stats {
+            Saved::Batch { mean, rstd, weights } => {
+                (BnStats::Batch { mean: mean.buf(), rstd: rstd.buf() }, weights.as_ref().map(|w| w.buf()))
+            }
+            Saved::Running { mean, var } => (BnStats::Running { mean: mean.buf(), var: var.buf() }, None),
         };
         let mut dx16 = match &sx {
             Some(s) if self.bf16 && s.overwrites() => Some(Bf16Buf::uninit(rows * cols)),
             _ => None,
         };
-        backward_bf16(
+        backward_weighted(
             rows,
             cols,
             g.buf(),
             x.buf(),
+            weights,
             BnAffine { gamma: gamma.buf(), beta: beta.buf(), eps: self.eps, relu: self.relu },
             stats,
             BnGrads {

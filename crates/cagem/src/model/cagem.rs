@@ -118,6 +118,19 @@ pub fn cluster_rows(device: &Device, k: usize, n: usize) -> Arc<Indices> {
     Arc::new(Indices::new(device, &idx))
 }
 
+/// K·q(y|z1,x) in the cluster-major layout of the K·B rows (K·B × 1, mean 1), as constants:
+/// the batch-norm row weights of the deviation bn-qy-weighted.
+fn cluster_row_weights<T: Real>(g: &mut Graph<T>, qy: Var) -> cagem_autodiff::Tensor<T> {
+    let (b, k) = g.shape(qy);
+    let grad_was = g.grad_enabled();
+    g.set_grad_enabled(false);
+    let t = g.transpose(qy);
+    let t = g.reshape(t, k * b, 1);
+    let t = g.scale(t, T::from_f64(k as f64));
+    g.set_grad_enabled(grad_was);
+    g.value(t).clone()
+}
+
 /// The bottom of the inference model on `rows` rows (x repeats if it has fewer):
 /// z1 ~ q(z1|x) and the logits of q(y|z1,x).
 struct Encoded {
@@ -312,17 +325,17 @@ impl<T: Real> Cagem<T> {
 
     pub(crate) fn fwd<'a>(&'a mut self, g: &'a mut Graph<T>, bn: BnUse) -> (&'a Nets, Fwd<'a, T>) {
         let (eps, momentum) = (self.cfg.bn_eps, self.cfg.bn_momentum);
-        (&self.nets, Fwd { g, store: &mut self.store, bn, bn_eps: eps, bn_momentum: momentum })
+        (&self.nets, Fwd { g, store: &mut self.store, bn, bn_eps: eps, bn_momentum: momentum, bn_row_weights: None })
     }
 
-    /// The ELBO pieces of an unlabelled batch x (B × x_dim), with the categorical part of the
-    /// KL on its own if `split_y`.
+    /// The ELBO pieces of an unlabelled batch x (B × x_dim). Of the deviations, two apply here:
+    /// kl_warmup_gaussian_only (the categorical part of the KL on its own) and bn_qy_weighted.
     pub fn elbo_terms(
         &mut self,
         g: &mut Graph<T>,
         bn: BnUse,
         x: Var,
-        split_y: bool,
+        deviations: ObjectiveDeviations,
         noise: &mut NoiseStreams,
     ) -> ElboTerms {
         let k = self.cfg.clusters;
@@ -335,8 +348,11 @@ impl<T: Real> Cagem<T> {
         let log_qy = f.g.log_softmax(e.qy_logits);
         let qy = f.g.softmax(e.qy_logits);
         // q(z2|x,y,z1), p(y|z2), p(z1|y,z2), p(x|y,z1) for every y: K·B rows.
+        f.bn_row_weights =
+            (deviations.bn_qy_weighted && matches!(bn, BnUse::Train { .. })).then(|| cluster_row_weights(f.g, qy));
         let YTerms { mu2, lv2, log_py, log_pz1, log_px, log_pz2, log_qz2, .. } =
             n.y_conditioned(f, x, e.z1, &idx_k, noise);
+        f.bn_row_weights = None;
         let log_qz1 = f.g.diag_gaussian_logpdf(e.z1, e.mu1, e.lv1);
 
         // Sum over y with weights q(y|z1,x), in the K × B layout.
@@ -355,7 +371,7 @@ impl<T: Real> Cagem<T> {
         let per_y = g.fold_rows(weighted, 1);
         let log_qz1 = g.reshape(log_qz1, 1, b);
         let neg_kl = g.sub(per_y, log_qz1);
-        let neg_kl_y = split_y.then(|| {
+        let neg_kl_y = deviations.kl_warmup_gaussian_only.then(|| {
             let c = g.reshape(log_py, k, b);
             let c = g.sub(c, log_qy_t);
             let c = g.mul(qy_t, c);
@@ -418,11 +434,16 @@ impl<T: Real> Cagem<T> {
             let hp = f.g.scale(log_p, -T::one());
             return (hp, hq);
         }
+        if deviations.bn_qy_weighted && matches!(bn, BnUse::Train { .. }) {
+            let qy = f.g.softmax(qy_logits);
+            f.bn_row_weights = Some(cluster_row_weights(f.g, qy));
+        }
         let (mu2, lv2) = n.q_z2(f, x, z1, &idx_k);
         let z2 = f.g.reparameterize(mu2, lv2, k * b, noise.take());
 
         f.g.set_grad_enabled(grad_was);
         let h = n.p_y.forward(f, &[z2], None);
+        f.bn_row_weights = None;
         let py_logits = n.p_y_head.forward(f, h);
         let log_py_all = f.g.log_softmax(py_logits);
         let log_py_label = f.g.pick(log_py_all, &label_rows);

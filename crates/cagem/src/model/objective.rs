@@ -60,7 +60,7 @@ pub fn semi_supervised_loss<T: Real>(
 ) -> StepLosses {
     let (temperature, alpha, dev) = (w.temperature, w.alpha, w.deviations);
     let bn = BnUse::Train { update_running: true };
-    let terms = model.elbo_terms(g, bn, x_u, dev.kl_warmup_gaussian_only, noise);
+    let terms = model.elbo_terms(g, bn, x_u, dev, noise);
     let recon = g.mean(terms.recon);
     let neg_kl = g.mean(terms.neg_kl);
     let elbo = g.add(recon, neg_kl);

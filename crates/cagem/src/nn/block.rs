@@ -29,6 +29,9 @@ pub struct Fwd<'a, T: Real> {
     pub bn: BnUse,
     pub bn_eps: f64,
     pub bn_momentum: f64,
+    /// Row weights for the batch statistics of the layers run while set (rows × 1, mean 1;
+    /// the deviation bn-qy-weighted), None: rows count alike.
+    pub bn_row_weights: Option<Tensor<T>>,
 }
 
 /// Batch norm with learned scale γ and shift β, and running statistics.
@@ -59,7 +62,8 @@ impl BatchNorm {
             BnUse::Train { update_running } => {
                 let running =
                     if update_running { Some(f.store.get2_mut(self.running_mean, self.running_var)) } else { None };
-                let mode = BnMode::Train { running, momentum: f.bn_momentum };
+                let weights = f.bn_row_weights.as_ref();
+                let mode = BnMode::Train { running, momentum: f.bn_momentum, weights };
                 f.g.batch_norm(x, gamma, beta, mode, f.bn_eps, true)
             }
             BnUse::Eval => {
