@@ -341,6 +341,8 @@ fn panels() -> Vec<PanelSpec> {
 }
 
 const HEADER: u32 = 44;
+/// Height of each further line of the legend.
+const LEGEND_LINE: u32 = 28;
 const DARK: RGBColor = RGBColor(60, 60, 60);
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -374,8 +376,10 @@ pub fn draw(path: &Path, runs: &[RunCurves], size: (u32, u32)) -> Result<()> {
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-        let (header, body) = root.split_vertically(HEADER);
-        draw_header(&header, &names, &colors).map_err(|e| plot_err(path, e))?;
+        let legend = legend_layout(&root, &names).map_err(|e| plot_err(path, e))?;
+        let lines = legend.iter().map(|p| p.1).max().unwrap_or(0) as u32 + 1;
+        let (header, body) = root.split_vertically(HEADER + (lines - 1) * LEGEND_LINE);
+        draw_header(&header, &names, &colors, &legend).map_err(|e| plot_err(path, e))?;
         let areas = body.split_evenly((3, 2));
         for (area, spec) in areas.iter().zip(&specs) {
             draw_panel(area, spec, runs, &colors, max_epoch).map_err(|e| plot_err(path, e))?;
@@ -399,19 +403,42 @@ fn legend_names(runs: &[RunCurves]) -> Vec<String> {
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-type DrawResult<'a> = std::result::Result<(), DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>>;
+type DrawError<'a> = DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>;
+type DrawResult<'a> = std::result::Result<(), DrawError<'a>>;
 
-fn draw_header<'a>(area: &Area<'a>, names: &[String], colors: &[RGBColor]) -> DrawResult<'a> {
-    let title = ("sans-serif", 24).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+fn title_font() -> TextStyle<'static> {
+    ("sans-serif", 24).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center))
+}
+
+fn legend_font() -> TextStyle<'static> {
+    ("sans-serif", 18).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center))
+}
+
+/// Where each run's legend entry goes: (x, line), after the title, wrapping to a new line
+/// where the next entry would leave the picture (many runs).
+fn legend_layout<'a>(area: &Area<'a>, names: &[String]) -> std::result::Result<Vec<(i32, i32)>, DrawError<'a>> {
+    let width = area.dim_in_pixel().0 as i32;
+    let start = 16 + area.estimate_text_size("Learning curves", &title_font())?.0 as i32 + 40;
+    let (mut x, mut line) = (start, 0);
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let item = 36 + area.estimate_text_size(name, &legend_font())?.0 as i32;
+        if x > start && x + item > width - 16 {
+            (x, line) = (start, line + 1);
+        }
+        out.push((x, line));
+        x += item + 28;
+    }
+    Ok(out)
+}
+
+fn draw_header<'a>(area: &Area<'a>, names: &[String], colors: &[RGBColor], legend: &[(i32, i32)]) -> DrawResult<'a> {
     let y = HEADER as i32 / 2;
-    area.draw(&Text::new("Learning curves", (16, y), title.clone()))?;
-    let mut x = 16 + area.estimate_text_size("Learning curves", &title)?.0 as i32 + 40;
-    let font = ("sans-serif", 18).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
-    for (name, &c) in names.iter().zip(colors) {
+    area.draw(&Text::new("Learning curves", (16, y), title_font()))?;
+    for ((name, &c), &(x, line)) in names.iter().zip(colors).zip(legend) {
+        let y = y + line * LEGEND_LINE as i32;
         area.draw(&Rectangle::new([(x, y - 8), (x + 28, y + 8)], c.filled()))?;
-        x += 36;
-        area.draw(&Text::new(name.clone(), (x, y), font.clone()))?;
-        x += area.estimate_text_size(name, &font)?.0 as i32 + 28;
+        area.draw(&Text::new(name.clone(), (x + 36, y), legend_font()))?;
     }
     Ok(())
 }
@@ -758,6 +785,24 @@ fn draw_panel<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_legend_wraps_inside_the_picture() {
+        register_font();
+        let (w, h) = (1600u32, 100u32);
+        let mut buf = vec![0u8; (w * h * 3) as usize];
+        let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let names: Vec<String> = (0..12).map(|i| format!("a-rather-long-ablation-name-{i}")).collect();
+        let layout = legend_layout(&area, &names).unwrap();
+        let lines = layout.iter().map(|p| p.1).max().unwrap() + 1;
+        assert!(lines >= 3, "{lines} legend lines for 12 long names");
+        for (name, &(x, _)) in names.iter().zip(&layout) {
+            let end = x + 36 + area.estimate_text_size(name, &legend_font()).unwrap().0 as i32;
+            assert!(end <= w as i32 - 16, "{name} ends at {end}");
+        }
+        let few = legend_layout(&area, &names[..2]).unwrap();
+        assert!(few.iter().all(|p| p.1 == 0), "two names wrapped: {few:?}");
+    }
 
     #[test]
     fn curves_skip_events_and_name_bad_lines() {
