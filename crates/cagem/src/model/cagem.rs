@@ -386,7 +386,8 @@ impl<T: Real> Cagem<T> {
     /// Only θ_y (p(y|z2)) and φ_y (q(y|z1,x)) receive gradients: z1, z2 and the networks that
     /// make them run with gradients disabled. Two deviations change H_p (`ObjectiveDeviations`):
     /// `hp_grad_to_z2` lets its gradient reach q(z2|·); `hp_true_label_z2` draws z2 under y_l
-    /// only, H_p = −log p(y_l|z2_{y_l}).
+    /// only, H_p = −log p(y_l|z2_{y_l}). With `bn_qy_weighted`, the batch statistics of H_p's
+    /// K·B rows are weighted by K·q(y'|z1,x) as in `elbo_terms`.
     pub fn classifier_terms(
         &mut self,
         g: &mut Graph<T>,
