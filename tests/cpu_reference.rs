@@ -55,27 +55,17 @@ fn gemm_all_transposes_against_triple_loop() {
     }
 }
 
-/// Plain batch-norm reference: (y, mean, biased var) with statistics in f64.
+/// Plain batch-norm reference: y from the given per-column statistics (mean, biased var).
 fn bn_reference(
     rows: usize,
     cols: usize,
     x: &[f64],
     gamma: &[f64],
     beta: &[f64],
-    stats: Option<(&[f64], &[f64])>,
+    (mean, var): (&[f64], &[f64]),
     eps: f64,
     relu: bool,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let (mean, var): (Vec<f64>, Vec<f64>) = match stats {
-        Some((m, v)) => (m.to_vec(), v.to_vec()),
-        None => (0..cols)
-            .map(|j| {
-                let mu = (0..rows).map(|r| x[r * cols + j]).sum::<f64>() / rows as f64;
-                let v = (0..rows).map(|r| (x[r * cols + j] - mu).powi(2)).sum::<f64>() / rows as f64;
-                (mu, v)
-            })
-            .unzip(),
-    };
+) -> Vec<f64> {
     let mut y = vec![0.0; rows * cols];
     for r in 0..rows {
         for j in 0..cols {
@@ -83,81 +73,19 @@ fn bn_reference(
             y[r * cols + j] = if relu { v.max(0.0) } else { v };
         }
     }
-    (y, mean, var)
+    y
 }
 
-#[test]
-fn batchnorm_training_forward_backward_and_running_update() {
-    let mut rnd = Gen::new();
-    let eps = 1e-5;
-    for (rows, cols) in shapes() {
-        for relu in [true, false] {
-            let x: Vec<f64> = rnd.normal(rows * cols, 2.0).iter().map(|v| v + 3.0).collect();
-            let gamma: Vec<f64> = rnd.normal(cols, 0.5).iter().map(|v| v + 1.0).collect();
-            let beta = rnd.normal(cols, 0.5);
-            let (want_y, want_mean, want_var) = bn_reference(rows, cols, &x, &gamma, &beta, None, eps, relu);
-            let rm0 = rnd.normal(cols, 1.0);
-            let rv0: Vec<f64> = rnd.uniform(cols).iter().map(|v| v + 0.5).collect();
-            let (gb, bb) = (buf::<f64>(&gamma), buf::<f64>(&beta));
-            let (mut y, mut mean, mut rstd) =
-                (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
-            let (mut rm, mut rv) = (buf::<f64>(&rm0), buf::<f64>(&rv0));
-            batchnorm::forward_train(
-                rows,
-                cols,
-                &buf(&x),
-                BnAffine { gamma: &gb, beta: &bb, eps, relu },
-                &mut y,
-                &mut mean,
-                &mut rstd,
-                Some(RunningStats { mean: &mut rm, var: &mut rv, momentum: 0.1 }),
-            );
-            assert_close("bn y", &vals(&y), &want_y, 1e-9, 1e-9, rnd.seed);
-            assert_close("bn mean", &vals(&mean), &want_mean, 1e-10, 1e-10, rnd.seed);
-            let want_rstd: Vec<f64> = want_var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-            assert_close("bn rstd", &vals(&rstd), &want_rstd, 1e-8, 1e-8, rnd.seed);
-            let bessel = if rows > 1 { rows as f64 / (rows as f64 - 1.0) } else { 1.0 };
-            let want_rm: Vec<f64> = rm0.iter().zip(&want_mean).map(|(r, m)| 0.9 * r + 0.1 * m).collect();
-            let want_rv: Vec<f64> = rv0.iter().zip(&want_var).map(|(r, v)| 0.9 * r + 0.1 * v * bessel).collect();
-            assert_close("bn running mean", &vals(&rm), &want_rm, 1e-10, 1e-10, rnd.seed);
-            assert_close("bn running var", &vals(&rv), &want_rv, 1e-8, 1e-10, rnd.seed);
-
-            // Backward against the closed form, written out plainly.
-            let g = rnd.normal(rows * cols, 1.0);
-            let n = rows as f64;
-            let (mut dgam, mut dbet) = (vec![0.0; cols], vec![0.0; cols]);
-            let mut dx = vec![0.0; rows * cols];
-            for j in 0..cols {
-                let r_ = want_rstd[j];
-                let xhat = |r: usize| (x[r * cols + j] - want_mean[j]) * r_;
-                let gp = |r: usize| if relu && gamma[j] * xhat(r) + beta[j] <= 0.0 { 0.0 } else { g[r * cols + j] };
-                dbet[j] = (0..rows).map(gp).sum();
-                dgam[j] = (0..rows).map(|r| gp(r) * xhat(r)).sum();
-                for r in 0..rows {
-                    dx[r * cols + j] = gamma[j] * r_ * (gp(r) - dbet[j] / n - xhat(r) * dgam[j] / n);
-                }
-            }
-            let prior = rnd.normal(rows * cols, 1.0);
-            let (mut bdx, mut bdg, mut bdb) = (buf::<f64>(&prior), poisoned::<f64>(cols), poisoned::<f64>(cols));
-            batchnorm::backward(
-                rows,
-                cols,
-                &buf(&g),
-                &buf(&x),
-                BnAffine { gamma: &gb, beta: &bb, eps, relu },
-                BnStats::Batch { mean: &mean, rstd: &rstd },
-                BnGrads {
-                    dx: Some(out(&mut bdx, true)),
-                    dgamma: Some(out(&mut bdg, false)),
-                    dbeta: Some(out(&mut bdb, false)),
-                },
-            );
-            let want_dx: Vec<f64> = dx.iter().zip(&prior).map(|(a, b)| a + b).collect();
-            assert_close("bn dx (accumulated)", &vals(&bdx), &want_dx, 1e-7, 1e-9, rnd.seed);
-            assert_close("bn dgamma", &vals(&bdg), &dgam, 1e-8, 1e-8, rnd.seed);
-            assert_close("bn dbeta", &vals(&bdb), &dbet, 1e-8, 1e-8, rnd.seed);
-        }
-    }
+/// Per-column batch statistics with row r counted w_r times (Σw = rows): mean and biased var.
+fn weighted_moments(rows: usize, cols: usize, x: &[f64], w: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let n = rows as f64;
+    (0..cols)
+        .map(|j| {
+            let mu = (0..rows).map(|r| w[r] * x[r * cols + j]).sum::<f64>() / n;
+            let v = (0..rows).map(|r| w[r] * (x[r * cols + j] - mu).powi(2)).sum::<f64>() / n;
+            (mu, v)
+        })
+        .unzip()
 }
 
 /// Row weights of mean 1 (fresh, positive).
@@ -167,28 +95,27 @@ fn row_weights(rnd: &mut Gen, rows: usize) -> Vec<f64> {
     raw.iter().map(|v| v * rows as f64 / sum).collect()
 }
 
+/// Training mode, unweighted and with fresh row weights of mean 1 (the unweighted case is
+/// weights 1 in the same formulas): y, the statistics, the running update with the unbiased
+/// (weighted) variance σ²/(1 − Σw²/n²), which is n/(n − 1) for equal weights and 1 for one row,
+/// and the backward pass dx = γ·rstd·(g' − w_r·Σg'/n − w_r·x̂·Σg'x̂/n), dβ = Σg', dγ = Σg'x̂.
 #[test]
-fn batchnorm_weighted_statistics_against_the_formula() {
+fn batchnorm_training_forward_backward_and_running_update() {
     let mut rnd = Gen::new();
     let eps = 1e-5;
     for (rows, cols) in shapes() {
-        for relu in [true, false] {
+        for (relu, weighted) in [(true, false), (false, false), (true, true), (false, true)] {
             let x: Vec<f64> = rnd.normal(rows * cols, 2.0).iter().map(|v| v + 3.0).collect();
             let gamma: Vec<f64> = rnd.normal(cols, 0.5).iter().map(|v| v + 1.0).collect();
             let beta = rnd.normal(cols, 0.5);
-            let w = row_weights(&mut rnd, rows);
+            let w = if weighted { row_weights(&mut rnd, rows) } else { vec![1.0; rows] };
             let n = rows as f64;
-            let (want_mean, want_var): (Vec<f64>, Vec<f64>) = (0..cols)
-                .map(|j| {
-                    let mu = (0..rows).map(|r| w[r] * x[r * cols + j]).sum::<f64>() / n;
-                    let v = (0..rows).map(|r| w[r] * (x[r * cols + j] - mu).powi(2)).sum::<f64>() / n;
-                    (mu, v)
-                })
-                .unzip();
-            let (want_y, _, _) = bn_reference(rows, cols, &x, &gamma, &beta, Some((&want_mean, &want_var)), eps, relu);
+            let (want_mean, want_var) = weighted_moments(rows, cols, &x, &w);
+            let want_y = bn_reference(rows, cols, &x, &gamma, &beta, (&want_mean, &want_var), eps, relu);
             let rm0 = rnd.normal(cols, 1.0);
             let rv0: Vec<f64> = rnd.uniform(cols).iter().map(|v| v + 0.5).collect();
-            let (gb, bb, wb) = (buf::<f64>(&gamma), buf::<f64>(&beta), buf::<f64>(&w));
+            let (gb, bb) = (buf::<f64>(&gamma), buf::<f64>(&beta));
+            let wb = weighted.then(|| buf::<f64>(&w));
             let (mut y, mut mean, mut rstd) =
                 (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
             let (mut rm, mut rv) = (buf::<f64>(&rm0), buf::<f64>(&rv0));
@@ -196,7 +123,7 @@ fn batchnorm_weighted_statistics_against_the_formula() {
                 rows,
                 cols,
                 &buf(&x),
-                Some(&wb),
+                wb.as_ref(),
                 BnAffine { gamma: &gb, beta: &bb, eps, relu },
                 &mut y,
                 None,
@@ -204,20 +131,19 @@ fn batchnorm_weighted_statistics_against_the_formula() {
                 &mut rstd,
                 Some(RunningStats { mean: &mut rm, var: &mut rv, momentum: 0.1 }),
             );
-            assert_close("weighted bn y", &vals(&y), &want_y, 1e-9, 1e-9, rnd.seed);
-            assert_close("weighted bn mean", &vals(&mean), &want_mean, 1e-10, 1e-10, rnd.seed);
+            let what = if weighted { "weighted bn" } else { "bn" };
+            assert_close(&format!("{what} y"), &vals(&y), &want_y, 1e-9, 1e-9, rnd.seed);
+            assert_close(&format!("{what} mean"), &vals(&mean), &want_mean, 1e-10, 1e-10, rnd.seed);
             let want_rstd: Vec<f64> = want_var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-            assert_close("weighted bn rstd", &vals(&rstd), &want_rstd, 1e-8, 1e-8, rnd.seed);
-            // The unbiased weighted variance: σ² / (1 − Σw²/n²); one row carries all the weight
-            // when rows = 1, and then the factor is 1.
+            assert_close(&format!("{what} rstd"), &vals(&rstd), &want_rstd, 1e-8, 1e-8, rnd.seed);
             let f = 1.0 - w.iter().map(|v| v * v).sum::<f64>() / (n * n);
             let unbias = if f > 1e-12 { 1.0 / f } else { 1.0 };
-            let want_rv: Vec<f64> = rv0.iter().zip(&want_var).map(|(r, v)| 0.9 * r + 0.1 * v * unbias).collect();
             let want_rm: Vec<f64> = rm0.iter().zip(&want_mean).map(|(r, m)| 0.9 * r + 0.1 * m).collect();
-            assert_close("weighted bn running mean", &vals(&rm), &want_rm, 1e-10, 1e-10, rnd.seed);
-            assert_close("weighted bn running var", &vals(&rv), &want_rv, 1e-8, 1e-10, rnd.seed);
+            let want_rv: Vec<f64> = rv0.iter().zip(&want_var).map(|(r, v)| 0.9 * r + 0.1 * v * unbias).collect();
+            assert_close(&format!("{what} running mean"), &vals(&rm), &want_rm, 1e-10, 1e-10, rnd.seed);
+            assert_close(&format!("{what} running var"), &vals(&rv), &want_rv, 1e-8, 1e-10, rnd.seed);
 
-            // dx = γ·rstd·(g' − w_r·Σg'/n − w_r·x̂·Σg'x̂/n); dβ, dγ as without weights.
+            // Backward against the closed form, written out plainly.
             let g = rnd.normal(rows * cols, 1.0);
             let (mut dgam, mut dbet) = (vec![0.0; cols], vec![0.0; cols]);
             let mut dx = vec![0.0; rows * cols];
@@ -231,26 +157,27 @@ fn batchnorm_weighted_statistics_against_the_formula() {
                     dx[r * cols + j] = gamma[j] * r_ * (gp(r) - w[r] * dbet[j] / n - w[r] * xhat(r) * dgam[j] / n);
                 }
             }
-            let (mut bdx, mut bdg, mut bdb) =
-                (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
+            let prior = rnd.normal(rows * cols, 1.0);
+            let (mut bdx, mut bdg, mut bdb) = (buf::<f64>(&prior), poisoned::<f64>(cols), poisoned::<f64>(cols));
             batchnorm::backward_weighted(
                 rows,
                 cols,
                 &buf(&g),
                 &buf(&x),
-                Some(&wb),
+                wb.as_ref(),
                 BnAffine { gamma: &gb, beta: &bb, eps, relu },
                 BnStats::Batch { mean: &mean, rstd: &rstd },
                 BnGrads {
-                    dx: Some(out(&mut bdx, false)),
+                    dx: Some(out(&mut bdx, true)),
                     dgamma: Some(out(&mut bdg, false)),
                     dbeta: Some(out(&mut bdb, false)),
                 },
                 None,
             );
-            assert_close("weighted bn dx", &vals(&bdx), &dx, 1e-7, 1e-9, rnd.seed);
-            assert_close("weighted bn dgamma", &vals(&bdg), &dgam, 1e-8, 1e-8, rnd.seed);
-            assert_close("weighted bn dbeta", &vals(&bdb), &dbet, 1e-8, 1e-8, rnd.seed);
+            let want_dx: Vec<f64> = dx.iter().zip(&prior).map(|(a, b)| a + b).collect();
+            assert_close(&format!("{what} dx (accumulated)"), &vals(&bdx), &want_dx, 1e-7, 1e-9, rnd.seed);
+            assert_close(&format!("{what} dgamma"), &vals(&bdg), &dgam, 1e-8, 1e-8, rnd.seed);
+            assert_close(&format!("{what} dbeta"), &vals(&bdb), &dbet, 1e-8, 1e-8, rnd.seed);
         }
     }
 }
@@ -346,7 +273,7 @@ fn batchnorm_inference_mode_uses_running_statistics() {
         let beta = rnd.normal(cols, 1.0);
         let rm = rnd.normal(cols, 1.0);
         let rv: Vec<f64> = rnd.uniform(cols).iter().map(|v| v + 0.1).collect();
-        let (want_y, _, _) = bn_reference(rows, cols, &x, &gamma, &beta, Some((&rm, &rv)), eps, true);
+        let want_y = bn_reference(rows, cols, &x, &gamma, &beta, (&rm, &rv), eps, true);
         let (gb, bb, rmb, rvb) = (buf::<f64>(&gamma), buf::<f64>(&beta), buf::<f64>(&rm), buf::<f64>(&rv));
         let mut y = poisoned::<f64>(rows * cols);
         batchnorm::forward_eval(
