@@ -190,7 +190,8 @@ pub struct TrainArgs {
     pub quiet: bool,
     /// Matrix-product arithmetic: f32, bf16 (bf16 inputs, f32 accumulation and everything else
     /// f32; CPU with AVX512_BF16/AMX and oneDNN, see scripts/install-bf16.sh) or auto (bf16 where
-    /// available). Saved with the run; --resume keeps the run's unless given.
+    /// it runs and a short probe finds its products faster than f32's here: not on every
+    /// AVX512_BF16 CPU). Saved with the run; --resume keeps the run's unless given.
     #[arg(long, value_name = "P", value_parser = ["f32", "bf16", "auto"])]
     pub precision: Option<String>,
     /// Evaluate on the test set after every E-th epoch and the last; the figures (test_elbo,

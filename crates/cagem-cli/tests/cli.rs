@@ -701,4 +701,12 @@ fn precision_contract() {
     assert!(o.status.success(), "bf16 bench failed: {err}");
     let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(b["precision"], "bf16");
+    // With oneDNN present, auto measures both arithmetics, says so, and runs what it chose.
+    let o = cagem(&[&bench[..], &["--precision", "auto"]].concat());
+    let (out, err) = text(&o);
+    let said = err.lines().find(|l| l.starts_with("precision: auto chose")).unwrap_or_else(|| panic!("{err}"));
+    assert!(o.status.success() && said.contains("bf16 products run here at"), "{err}");
+    let chose = if said.starts_with("precision: auto chose bf16") { "bf16" } else { "f32" };
+    let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(b["precision"], chose);
 }
