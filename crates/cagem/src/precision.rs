@@ -42,7 +42,7 @@ pub fn resolve(name: &str, device: &Device) -> Result<Precision> {
 /// The model's most frequent large product (the K-fold hidden layer: 1000 rows, 1024 → 512) timed
 /// in both arithmetics. bf16 products exist on every AVX512_BF16 CPU but are not always faster:
 /// on Intel cores without AMX (or where a VM hides it) one bf16 dot product per cycle does no
-/// more work than two f32 FMAs, and the rounding is extra, so a training step ran 1.3× slower
+/// more work than two f32 FMAs, and the rounding is extra, so a training step ran ≈ 1.5× slower
 /// in bf16 (README, "Precision"). Measuring is cheaper than guessing from CPU flags (≈ 0.1 s).
 #[derive(Clone, Copy, Debug)]
 pub struct SpeedProbe {
