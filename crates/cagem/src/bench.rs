@@ -46,7 +46,8 @@ pub struct BenchReport {
     pub profile: Option<String>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (NaN if empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {

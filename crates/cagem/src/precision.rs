@@ -88,15 +88,14 @@ fn median_seconds(mut f: impl FnMut()) -> f64 {
     for _ in 0..2 {
         f();
     }
-    let mut t: Vec<f64> = (0..5)
+    let t = (0..5)
         .map(|_| {
             let start = std::time::Instant::now();
             f();
             start.elapsed().as_secs_f64()
         })
         .collect();
-    t.sort_by(f64::total_cmp);
-    t[2]
+    crate::bench::median(t)
 }
 
 #[cfg(test)]
