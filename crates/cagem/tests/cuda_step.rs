@@ -3,18 +3,15 @@
 //! parameter, within tolerances set by precision; likewise the importance-weighted bound.
 //! Skips (printing why) without a GPU; fails under CAGEM_REQUIRE_GPU=1.
 
+mod step;
+
 use cagem::ModelConfig;
-use cagem::model::objective::{Labelled, LossWeights, semi_supervised_loss};
+use cagem::model::objective::LossWeights;
 use cagem::model::{Cagem, NoiseStreams};
 use cagem_autodiff::{Device, Graph, Real, Tensor};
 use cagem_kernels::device::gpu_for_test as gpu_or_skip;
 use cagem_kernels::rng::HostRng;
-
-fn rel_l2(got: &[f64], want: &[f64]) -> f64 {
-    let d: f64 = got.iter().zip(want).map(|(g, w)| (g - w) * (g - w)).sum();
-    let n: f64 = want.iter().map(|w| w * w).sum();
-    if n > 0.0 { (d / n).sqrt() } else { d.sqrt() }
-}
+use step::{loss_and_grads, rel_l2};
 
 struct StepResult {
     loss: f64,
@@ -24,24 +21,9 @@ struct StepResult {
 
 fn run_step<T: Real>(cfg: &ModelConfig, device: &Device, xu: &[f64], xl: &[f64], yl: &[u32]) -> StepResult {
     let mut model = Cagem::<T>::new(cfg.clone(), 11, device);
-    let (bu, bl) = (xu.len() / cfg.x_dim, xl.len() / cfg.x_dim);
+    let bu = xu.len() / cfg.x_dim;
     let mut g = Graph::<T>::new(device);
-    let u = g.constant(Tensor::from_f64(device, bu, cfg.x_dim, xu));
-    let l = g.constant(Tensor::from_f64(device, bl, cfg.x_dim, xl));
-    let mut noise = NoiseStreams::new(5);
-    let s = semi_supervised_loss(
-        &mut model,
-        &mut g,
-        u,
-        Some(Labelled { x: l, y: yl }),
-        LossWeights::paper(0.6, 3.0),
-        &mut noise,
-    );
-    let loss = g.value(s.loss).scalar().as_f64();
-    let grads = g.backward(s.loss);
-    let mut named: Vec<(String, Vec<f64>)> =
-        grads.params().map(|(id, t)| (model.store.entry(id).name.clone(), t.to_f64_vec())).collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let (loss, named) = loss_and_grads(&mut model, &mut g, device, (xu, xl, yl));
     drop(g);
     let mut g = Graph::<T>::new(device);
     let x = g.constant(Tensor::from_f64(device, bu, cfg.x_dim, xu));
