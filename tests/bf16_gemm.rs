@@ -52,42 +52,53 @@ fn bf16_gemm_every_transpose_against_f64() {
         return;
     }
     let mut rnd = Gen::new();
-    for (m, n, k) in [(37, 53, 29), (1, 7, 300), (64, 33, 1000), (129, 5, 2)] {
-        for ta in [Trans::N, Trans::T] {
-            for tb in [Trans::N, Trans::T] {
-                let s = GemmShape::new(m, n, k, ta, tb);
-                let (a, b) = (rnd.normal(m * k, 1.0), rnd.normal(k * n, 1.0));
-                let (ab, a_r) = rounded(&a);
-                let (bb, b_r) = (rounded(&b).0, rounded(&b).1);
-                let c0 = rnd.normal(m * n, 1.0);
-                // Against the exact product of the original inputs: each input rounded to bf16
-                // (relative error ≤ 2⁻⁸) gives |err| ≤ (2·2⁻⁸ + 2⁻¹⁶)·Σ|a||b|, plus f32
-                // accumulation (≤ k·2⁻²⁴·Σ|a||b|, doubled for slack) and the output's rounding.
-                let (want, mag) = reference(s, &a, &b);
-                let f32_acc = |k: usize| (k as f64 + 2.0) * 2f64.powi(-23);
-                let bound: Vec<f64> = mag
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, &w)| (2.0 * 2f64.powi(-8) + 2f64.powi(-16) + f32_acc(k)) * g + 2f64.powi(-23) * w.abs())
-                    .collect();
-                let mut c = vec![f32::NAN; m * n];
-                gemm_bf16(s, &ab, &bb, &mut c, false);
-                check(&format!("{s:?} vs exact"), &c, &want, &bound, rnd.seed);
-                // Against the exact product of the rounded inputs: only f32 accumulation remains,
-                // which catches a wrong layout that the looser bound might let through.
-                let (want_r, mag_r) = reference(s, &a_r, &b_r);
-                let tight: Vec<f64> = mag_r.iter().map(|&g| f32_acc(k) * g + 1e-30).collect();
-                check(&format!("{s:?} vs rounded inputs"), &c, &want_r, &tight, rnd.seed);
-                // accumulate = true adds onto C.
-                let mut c: Vec<f32> = c0.iter().map(|&x| x as f32).collect();
-                gemm_bf16(s, &ab, &bb, &mut c, true);
-                let want_acc: Vec<f64> = want_r.iter().zip(&c0).map(|(w, c)| w + (*c as f32) as f64).collect();
-                let tight_acc: Vec<f64> =
-                    mag_r.iter().zip(&c0).map(|(&g, &c)| f32_acc(k) * (g + c.abs()) + 1e-30).collect();
-                check(&format!("{s:?} accumulate"), &c, &want_acc, &tight_acc, rnd.seed);
+    // Products of ≥ 2 MFLOP are cut into blocks of rows, one per thread (onednn::matmul): the
+    // larger shapes here are cut, evenly or not, by pools of 2 and 3 threads; 1 thread runs whole.
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+        pool.install(|| {
+            for (m, n, k) in [(37, 53, 29), (1, 7, 300), (64, 33, 1000), (129, 5, 2), (301, 67, 129)] {
+                for ta in [Trans::N, Trans::T] {
+                    for tb in [Trans::N, Trans::T] {
+                        check_product(&mut rnd, GemmShape::new(m, n, k, ta, tb), threads);
+                    }
+                }
             }
-        }
+        });
     }
+}
+
+/// One product against f64, plain and accumulating onto C.
+fn check_product(rnd: &mut Gen, s: GemmShape, threads: usize) {
+    let (m, n, k) = (s.m, s.n, s.k);
+    let (a, b) = (rnd.normal(m * k, 1.0), rnd.normal(k * n, 1.0));
+    let (ab, a_r) = rounded(&a);
+    let (bb, b_r) = (rounded(&b).0, rounded(&b).1);
+    let c0 = rnd.normal(m * n, 1.0);
+    // Against the exact product of the original inputs: each input rounded to bf16
+    // (relative error ≤ 2⁻⁸) gives |err| ≤ (2·2⁻⁸ + 2⁻¹⁶)·Σ|a||b|, plus f32
+    // accumulation (≤ k·2⁻²⁴·Σ|a||b|, doubled for slack) and the output's rounding.
+    let (want, mag) = reference(s, &a, &b);
+    let f32_acc = |k: usize| (k as f64 + 2.0) * 2f64.powi(-23);
+    let bound: Vec<f64> = mag
+        .iter()
+        .zip(&want)
+        .map(|(&g, &w)| (2.0 * 2f64.powi(-8) + 2f64.powi(-16) + f32_acc(k)) * g + 2f64.powi(-23) * w.abs())
+        .collect();
+    let mut c = vec![f32::NAN; m * n];
+    gemm_bf16(s, &ab, &bb, &mut c, false);
+    check(&format!("{s:?} ({threads} threads) vs exact"), &c, &want, &bound, rnd.seed);
+    // Against the exact product of the rounded inputs: only f32 accumulation remains,
+    // which catches a wrong layout that the looser bound might let through.
+    let (want_r, mag_r) = reference(s, &a_r, &b_r);
+    let tight: Vec<f64> = mag_r.iter().map(|&g| f32_acc(k) * g + 1e-30).collect();
+    check(&format!("{s:?} ({threads} threads) vs rounded inputs"), &c, &want_r, &tight, rnd.seed);
+    // accumulate = true adds onto C.
+    let mut c: Vec<f32> = c0.iter().map(|&x| x as f32).collect();
+    gemm_bf16(s, &ab, &bb, &mut c, true);
+    let want_acc: Vec<f64> = want_r.iter().zip(&c0).map(|(w, c)| w + (*c as f32) as f64).collect();
+    let tight_acc: Vec<f64> = mag_r.iter().zip(&c0).map(|(&g, &c)| f32_acc(k) * (g + c.abs()) + 1e-30).collect();
+    check(&format!("{s:?} ({threads} threads) accumulate"), &c, &want_acc, &tight_acc, rnd.seed);
 }
 
 #[test]

@@ -93,8 +93,8 @@ pub struct Api {
     pub primitive_execute: unsafe extern "C" fn(Primitive, Stream, c_int, *const ExecArg) -> Status,
     pub primitive_destroy: unsafe extern "C" fn(Primitive) -> Status,
     pub stream_wait: unsafe extern "C" fn(Stream) -> Status,
-    /// libgomp's `omp_set_num_threads` (the OpenMP runtime libdnnl runs on), if found: oneDNN's
-    /// team then follows `--threads` like the rayon pool.
+    /// libgomp's `omp_set_num_threads` (the OpenMP runtime libdnnl runs on), if found: set to 1
+    /// on each thread that runs a product, so that oneDNN stays on that thread (matmul.rs).
     pub omp_set_num_threads: Option<unsafe extern "C" fn(c_int)>,
     _gomp: Option<Library>,
 }

@@ -36,7 +36,7 @@ fn main() {
         eprintln!("error: cannot start {n} threads: {e}");
         std::process::exit(1);
     }
-    let result = match cli.command {
+    let result = on_worker(move || match cli.command {
         Command::Train(a) => train_cmd::run(a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
@@ -50,7 +50,7 @@ fn main() {
         Command::Reproduce(a) => reproduce_cmd::run(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
         Command::Plot(a) => plot_cmd::run(a),
-    };
+    });
     match result {
         Ok(()) => {}
         // 128 + SIGINT, as a shell reports a run stopped by Ctrl-C.
@@ -63,6 +63,15 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Runs `f` on one of rayon's worker threads rather than the main thread. Each parallel op then
+/// starts from a worker, which takes a share of the work itself; from the main thread it would
+/// hand all of it to the pool and sleep until woken (≈ 3 % of a training step, measured).
+fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let mut out = None;
+    rayon::scope(|_| out = Some(f()));
+    out.expect("ran")
 }
 
 /// Runtime failures that cannot be returned as errors (a CUDA launch or allocation failing deep in

@@ -82,7 +82,7 @@ impl<T: Real> Backward<T> for LinearBackward {
             let dw_shape = GemmShape::new(in_cols, out_cols, rows, Trans::T, Trans::N);
             let (mut sx, mut sw) = (cx.slot(x), cx.slot(w));
             if let Some(gb) = &gb {
-                // oneDNN runs each product on the whole OpenMP team: one after the other.
+                // Each product is cut across all threads (onednn::matmul): one after the other.
                 let (xb, wb) = &self.rounded[i];
                 if let Some(sx) = sx.as_mut() {
                     let dx = sx.out();
