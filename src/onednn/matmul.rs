@@ -5,11 +5,11 @@
 //! one, cached for the life of the process, with its three memory objects: a call only swaps the
 //! data pointers in. `accumulate` is a sum post-op (C = A·B + C), oneDNN's beta = 1.
 //!
-//! Threads: oneDNN's OpenMP team is not used. A product is cut into as many blocks of C (rows,
-//! or columns where C is wider than tall) as rayon has threads, and each block runs as a
-//! single-threaded oneDNN product on a rayon worker, in its own lane (stream, primitives, memory
-//! objects). Between products the same workers run the fused ops, so no second pool of threads
-//! sleeps and wakes around every product (measured: see the README's "Precision" section).
+//! Threads: oneDNN's OpenMP team is not used. A product is cut into as many blocks of rows of C
+//! as rayon has threads, and each block runs as a single-threaded oneDNN product on a rayon
+//! worker, in its own lane (stream, primitives, memory objects). Between products the same
+//! workers run the fused ops, so no second pool of threads sleeps and wakes around every product
+//! (measured: see the README's "Precision" section).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_void};
@@ -101,6 +101,7 @@ pub struct Matmul {
 // mutable state (memory handles, a stream) goes through its lane's mutex.
 unsafe impl Send for Matmul {}
 unsafe impl Sync for Matmul {}
+// SAFETY: a lane's handles are used only while its mutex is held, by one thread at a time.
 unsafe impl Send for Lane {}
 
 /// Products below this many flops run whole on the calling thread: splitting them would cost
