@@ -19,6 +19,10 @@ use clap::{CommandFactory, FromArgMatches};
 
 use args::{Cli, Command};
 
+/// Stack of each worker thread: 8 MiB, what Linux gives a main thread (Rust's spawned threads
+/// get 2 MiB).
+const MAIN_STACK: usize = 8 << 20;
+
 fn main() {
     install_panic_hook();
     let matches = Cli::command().get_matches();
@@ -30,9 +34,10 @@ fn main() {
             .map(|id| id.as_str().to_string())
             .collect();
     }
-    if let Some(n) = cli.threads
-        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global()
-    {
+    // The command runs on one of these threads (on_worker): give them the main thread's stack.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(cli.threads.unwrap_or(0)).stack_size(MAIN_STACK);
+    if let Err(e) = pool.build_global() {
+        let n = cli.threads.map_or_else(|| "the worker".to_string(), |n| n.to_string());
         eprintln!("error: cannot start {n} threads: {e}");
         std::process::exit(1);
     }
