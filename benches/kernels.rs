@@ -9,8 +9,9 @@
 //! three ways: "ours" is what a dense layer pays under `--precision bf16` (round the f32
 //! activation to bf16, then oneDNN's matmul with the layer's own layout: NN, NT or TN, the weight
 //! already rounded); "onednn best" is oneDNN's plain contiguous NN bf16 matmul at the same
-//! m×n×k with inputs already in bf16 (the library's own best, the yardstick for ours); and at
-//! one shape "onednn f32 fpmath=bf16", the all-f32 matmul that may down-convert internally.
+//! m×n×k with inputs already in bf16, one call parallelised by oneDNN's own OpenMP team
+//! (`Matmul::run_team`: the library's own best, the yardstick for ours); and at one shape
+//! "onednn f32 fpmath=bf16", the all-f32 matmul that may down-convert internally, also run so.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -124,8 +125,13 @@ fn bench_gemm_bf16(c: &mut Criterion) {
             })
         });
         let nn = GemmShape::new(s.m, s.n, s.k, Trans::N, Trans::N);
+        let threads = rayon::current_num_threads();
         g.bench_function(format!("onednn best {name}"), |bch| {
-            bch.iter(|| gemm_bf16(nn, black_box(&a16), &b16, &mut out, false))
+            // SAFETY: a16, b16 and out hold m·k, k·n and m·n elements.
+            bch.iter(|| unsafe {
+                let (a, b) = (black_box(&a16).as_ptr().cast(), b16.as_ptr().cast());
+                mm.run_team(nn, a, b, out.as_mut_ptr(), false, cagem_kernels::onednn::Inputs::Bf16, threads)
+            })
         });
     }
     // The fpmath question: an all-f32 matmul with dnnl_fpmath_mode_bf16, beside f32 and bf16.
@@ -140,7 +146,10 @@ fn bench_gemm_bf16(c: &mut Criterion) {
         eprintln!("{label}: oneDNN implementation {}", mm.impl_name(s, false, inputs).unwrap_or_default());
         g.bench_function(label, |bch| {
             // SAFETY: a32, b32 and out hold m·k, k·n and m·n f32 values.
-            bch.iter(|| unsafe { mm.run(s, a32.as_ptr().cast(), b32.as_ptr().cast(), out.as_mut_ptr(), false, inputs) })
+            bch.iter(|| unsafe {
+                let (a, b) = (a32.as_ptr().cast(), b32.as_ptr().cast());
+                mm.run_team(s, a, b, out.as_mut_ptr(), false, inputs, rayon::current_num_threads())
+            })
         });
     }
     g.finish();

@@ -5,7 +5,8 @@
 //! one, cached for the life of the process, with its three memory objects: a call only swaps the
 //! data pointers in. `accumulate` is a sum post-op (C = A·B + C), oneDNN's beta = 1.
 //!
-//! Threads: oneDNN's OpenMP team is not used. A product is cut into as many blocks of rows of C
+//! Threads: the model does not use oneDNN's OpenMP team (only the benchmarks' yardstick,
+//! [`Matmul::run_team`], does). A product is cut into as many blocks of rows of C
 //! as rayon has threads, and each block runs as a single-threaded oneDNN product on a rayon
 //! worker, in its own lane (stream, primitives, memory objects). Between products the same
 //! workers run the fused ops, so no second pool of threads sleeps and wakes around every product
@@ -70,6 +71,8 @@ struct Key {
     c: Operand,
     accumulate: bool,
     inputs: Inputs,
+    /// OpenMP threads the primitive was planned for: 1, except in [`Matmul::run_team`].
+    team: usize,
 }
 
 struct Prim {
@@ -243,11 +246,11 @@ impl Matmul {
         }
     }
 
-    /// Keeps oneDNN on the calling thread: its OpenMP team for this thread has one member.
-    fn single_threaded(&self) {
+    /// Sets the OpenMP team of the calling thread (1: oneDNN stays on this thread).
+    fn team(&self, threads: usize) {
         if let Some(set) = self.api.omp_set_num_threads {
             // SAFETY: libgomp's omp_set_num_threads sets the calling thread's own ICV.
-            unsafe { set(1) };
+            unsafe { set(threads.max(1) as i32) };
         }
     }
 
@@ -256,15 +259,21 @@ impl Matmul {
     pub fn impl_name(&self, s: GemmShape, accumulate: bool, inputs: Inputs) -> Result<String, String> {
         let lane = self.lane(0)?;
         let mut lane = lane.lock().unwrap_or_else(|e| e.into_inner());
-        self.single_threaded();
-        let key = Key {
+        let key = Self::whole(s, accumulate, inputs, 1);
+        self.team(key.team);
+        Ok(self.cached(&mut lane.cache, key)?.impl_name.clone())
+    }
+
+    /// The key of a product run whole by a team of `team` threads.
+    fn whole(s: GemmShape, accumulate: bool, inputs: Inputs, team: usize) -> Key {
+        Key {
             a: Operand::whole(s.ta, s.m, s.k),
             b: Operand::whole(s.tb, s.k, s.n),
             c: Operand::whole(Trans::N, s.m, s.n),
             accumulate,
             inputs,
-        };
-        Ok(self.cached(&mut lane.cache, key)?.impl_name.clone())
+            team,
+        }
     }
 
     /// The primitive for `key`, created on first use.
@@ -293,7 +302,7 @@ impl Matmul {
         let lane = self.lane(lane)?;
         let mut lane = lane.lock().unwrap_or_else(|e| e.into_inner());
         let lane = &mut *lane;
-        self.single_threaded();
+        self.team(key.team);
         let key = if via_scratch { Key { accumulate: false, ..key } } else { key };
         let prim = self.cached(&mut lane.cache, key)?;
         let api = &self.api;
@@ -355,11 +364,33 @@ impl Matmul {
             let ((da, a), (dc, c)) = (oa.row_block(start, len), oc.row_block(start, len));
             // SAFETY: the block lies inside A and C as the caller promised for the whole product,
             // and blocks write disjoint rows of C.
-            unsafe { self.run_block(i, Key { a, b: ob, c, accumulate, inputs }, p, (da, dc), via_scratch) }
+            unsafe { self.run_block(i, Key { a, b: ob, c, accumulate, inputs, team: 1 }, p, (da, dc), via_scratch) }
         };
         if cuts.len() == 1 {
             return block(0);
         }
         (0..cuts.len()).into_par_iter().map(block).collect::<Result<Vec<()>, String>>().map(|_| ())
+    }
+
+    /// The product whole, as one oneDNN call parallelised by the library itself over an OpenMP
+    /// team of `threads` (the calling thread and `threads − 1` of libgomp's): the yardstick the
+    /// benchmarks hold [`Matmul::run`] to. Not used by the model.
+    ///
+    /// # Safety
+    /// As for [`Matmul::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_team(
+        &self,
+        s: GemmShape,
+        a: *const c_void,
+        b: *const c_void,
+        c: *mut f32,
+        accumulate: bool,
+        inputs: Inputs,
+        threads: usize,
+    ) -> Result<(), String> {
+        let p = Ptrs { a: a.cast(), b: b.cast(), c };
+        // SAFETY: as the caller promised.
+        unsafe { self.run_block(0, Self::whole(s, accumulate, inputs, threads), p, (0, 0), false) }
     }
 }
