@@ -352,8 +352,7 @@ impl Matmul {
         accumulate: bool,
         inputs: Inputs,
     ) -> Result<(), String> {
-        let (oa, ob, oc) =
-            (Operand::whole(s.ta, s.m, s.k), Operand::whole(s.tb, s.k, s.n), Operand::whole(Trans::N, s.m, s.n));
+        let whole = Self::whole(s, accumulate, inputs, 1);
         let threads = rayon::current_num_threads().max(1);
         let parts = if s.flops() < MIN_SPLIT_FLOPS { 1 } else { threads };
         let cuts = blocks(s.m, parts);
@@ -361,10 +360,10 @@ impl Matmul {
         let p = Ptrs { a: a.cast(), b: b.cast(), c };
         let block = |i: usize| -> Result<(), String> {
             let (start, len) = cuts[i];
-            let ((da, a), (dc, c)) = (oa.row_block(start, len), oc.row_block(start, len));
+            let ((da, a), (dc, c)) = (whole.a.row_block(start, len), whole.c.row_block(start, len));
             // SAFETY: the block lies inside A and C as the caller promised for the whole product,
             // and blocks write disjoint rows of C.
-            unsafe { self.run_block(i, Key { a, b: ob, c, accumulate, inputs, team: 1 }, p, (da, dc), via_scratch) }
+            unsafe { self.run_block(i, Key { a, c, ..whole }, p, (da, dc), via_scratch) }
         };
         if cuts.len() == 1 {
             return block(0);
