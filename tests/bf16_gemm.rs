@@ -73,7 +73,7 @@ fn check_product(rnd: &mut Gen, s: GemmShape, threads: usize) {
     let (m, n, k) = (s.m, s.n, s.k);
     let (a, b) = (rnd.normal(m * k, 1.0), rnd.normal(k * n, 1.0));
     let (ab, a_r) = rounded(&a);
-    let (bb, b_r) = (rounded(&b).0, rounded(&b).1);
+    let (bb, b_r) = rounded(&b);
     let c0 = rnd.normal(m * n, 1.0);
     // Against the exact product of the original inputs: each input rounded to bf16
     // (relative error ≤ 2⁻⁸) gives |err| ≤ (2·2⁻⁸ + 2⁻¹⁶)·Σ|a||b|, plus f32
