@@ -98,8 +98,7 @@ pub fn forward_train_weighted<T: Real>(
             x.host(),
             weights.map(|w| w.host()),
             host_affine(&affine),
-            y,
-            y_bf16,
+            cpu::Output::F32 { y, bf16: y_bf16 },
             mean.host_mut(),
             rstd.host_mut(),
             running.map(|r| RunningStats { mean: r.mean.host_mut(), var: r.var.host_mut(), momentum: r.momentum }),
@@ -123,6 +122,39 @@ pub fn forward_train_weighted<T: Real>(
 }
 
 /// Inference-mode forward with running statistics.
+/// As [`forward_train_weighted`], writing y only rounded to bf16 (CPU, f32 only): for an output
+/// that only bf16 matrix products read, its f32 copy would be memory traffic nobody uses.
+pub fn forward_train_bf16_only<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    weights: Option<&Buffer<T>>,
+    affine: BnAffine<Buffer<T>>,
+    y_bf16: &mut [u16],
+    mean: &mut Buffer<T>,
+    rstd: &mut Buffer<T>,
+    running: Option<RunningStats<Buffer<T>>>,
+) {
+    check_weights(rows, weights);
+    check(rows, cols, x.len(), &affine);
+    assert_eq!(y_bf16.len(), rows * cols, "batchnorm: bf16 output shape");
+    assert!(mean.len() == cols && rstd.len() == cols, "batchnorm: statistics length");
+    if let Some(r) = &running {
+        assert!(r.mean.len() == cols && r.var.len() == cols, "batchnorm: running statistics length");
+    }
+    cpu::forward_train(
+        rows,
+        cols,
+        x.host(),
+        weights.map(|w| w.host()),
+        host_affine(&affine),
+        cpu::Output::Bf16Only(y_bf16),
+        mean.host_mut(),
+        rstd.host_mut(),
+        running.map(|r| RunningStats { mean: r.mean.host_mut(), var: r.var.host_mut(), momentum: r.momentum }),
+    )
+}
+
 pub fn forward_eval<T: Real>(
     rows: usize,
     cols: usize,
@@ -212,7 +244,9 @@ pub fn backward_bf16<T: Real>(
 }
 
 /// As [`backward_bf16`], for a forward pass whose batch statistics were weighted by `weights`
-/// (the same weights; ignored with running statistics, which no row weight enters).
+/// (the same weights; ignored with running statistics, which no row weight enters). With
+/// `dx_bf16` and no `grads.dx`, dx is written only rounded to bf16 (for a gradient that only
+/// bf16 matrix products read).
 pub fn backward_weighted<T: Real>(
     rows: usize,
     cols: usize,
@@ -229,7 +263,7 @@ pub fn backward_weighted<T: Real>(
     let weights = if matches!(stats, BnStats::Batch { .. }) { weights } else { None };
     if let Some(h) = &dx_bf16 {
         assert_eq!(h.len(), rows * cols, "batchnorm backward: bf16 dx length");
-        assert!(grads.dx.as_ref().is_some_and(|d| !d.accumulate), "batchnorm backward: bf16 dx of an accumulated dx");
+        assert!(grads.dx.as_ref().is_none_or(|d| !d.accumulate), "batchnorm backward: bf16 dx of an accumulated dx");
     }
     assert_eq!(g.len(), rows * cols, "batchnorm backward: gradient shape");
     let (m, s) = match &stats {
@@ -317,6 +351,7 @@ fn cuda_affine<'a, T: Real>(a: &BnAffine<'a, Buffer<T>>) -> BnAffine<'a, crate::
 
 pub mod cpu {
     use super::{BnAffine, BnGrads, BnStats, RunningStats};
+    use crate::buffer::GradOut;
     use crate::par::{for_row_chunks, map_reduce_rows};
     use crate::real::Real;
 
@@ -366,6 +401,20 @@ pub mod cpu {
         }
     }
 
+    /// One row of y = max(0?, x·scale + shift).
+    #[inline(always)]
+    fn affine_row<T: Real>(xr: &[T], scale: &[T], shift: &[T], relu: bool, yr: &mut [T]) {
+        if relu {
+            for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                *y = (x * a + b).max(T::zero());
+            }
+        } else {
+            for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                *y = x * a + b;
+            }
+        }
+    }
+
     /// y = max(0?, x·scale + shift) per column; with `y16`, also y rounded to bf16, each row
     /// while it is still in L1 (no second pass over y).
     fn apply_affine<T: Real>(
@@ -382,19 +431,31 @@ pub mod cpu {
         for_row_chunks(y, cols, |row0, chunk| {
             let xs = &x[row0 * cols..row0 * cols + chunk.len()];
             for (yr, xr) in chunk.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
-                if relu {
-                    for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                        *y = (x * a + b).max(T::zero());
-                    }
-                } else {
-                    for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                        *y = x * a + b;
-                    }
-                }
+                affine_row(xr, scale, shift, relu, yr);
             }
             if let Some(o) = out16 {
                 // SAFETY: this task's rows of the bf16 output (length checked by the caller).
                 unsafe { o.write_rows(row0 * cols, chunk) };
+            }
+        });
+    }
+
+    /// Where a training-mode forward writes y.
+    pub enum Output<'a, T> {
+        /// y, and optionally y rounded to bf16 as well.
+        F32 { y: &'a mut [T], bf16: Option<&'a mut [u16]> },
+        /// Only y rounded to bf16.
+        Bf16Only(&'a mut [u16]),
+    }
+
+    /// y = max(0?, x·scale + shift) rounded to bf16 only, each row through a scratch row in L1.
+    fn apply_affine_bf16_only<T: Real>(cols: usize, x: &[T], scale: &[T], shift: &[T], relu: bool, y16: &mut [u16]) {
+        for_row_chunks(y16, cols, |row0, chunk| {
+            let xs = &x[row0 * cols..row0 * cols + chunk.len()];
+            let mut row = vec![T::zero(); cols];
+            for (h, xr) in chunk.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
+                affine_row(xr, scale, shift, relu, &mut row);
+                crate::bf16::convert_serial(bytemuck::cast_slice(&row), h);
             }
         });
     }
@@ -406,13 +467,13 @@ pub mod cpu {
         x: &[T],
         weights: Option<&[T]>,
         affine: BnAffine<[T]>,
-        y: &mut [T],
-        y16: Option<&mut [u16]>,
+        y: Output<'_, T>,
         mean: &mut [T],
         rstd: &mut [T],
         running: Option<RunningStats<[T]>>,
     ) {
-        assert!(y16.is_none() || T::NAME == "f32", "batchnorm: bf16 outputs of {} values", T::NAME);
+        let bf16 = matches!(y, Output::Bf16Only(_) | Output::F32 { bf16: Some(_), .. });
+        assert!(!bf16 || T::NAME == "f32", "batchnorm: bf16 outputs of {} values", T::NAME);
         // One pass of shifted sums: d = x − x[first row] keeps Σd² − (Σd)²/n accurate when the
         // mean is large against the spread.
         let shift = &x[..cols];
@@ -451,7 +512,10 @@ pub mod cpu {
             scale[j] = T::from_f64(a);
             offset[j] = T::from_f64(affine.beta[j].as_f64() - mu * a);
         }
-        apply_affine(cols, x, &scale, &offset, affine.relu, y, y16);
+        match y {
+            Output::F32 { y, bf16 } => apply_affine(cols, x, &scale, &offset, affine.relu, y, bf16),
+            Output::Bf16Only(h) => apply_affine_bf16_only(cols, x, &scale, &offset, affine.relu, h),
+        }
         if let Some(run) = running {
             let m = run.momentum;
             let bessel = match weights {
@@ -577,7 +641,8 @@ pub mod cpu {
         let relu = affine.relu;
 
         // Pass 1: dβ = Σ g', dγ = Σ g'·x̂ (needed for dx in batch mode, or when asked for).
-        let need_sums = grads.dgamma.is_some() || grads.dbeta.is_some() || (batch_stats && grads.dx.is_some());
+        let dx_wanted = grads.dx.is_some() || dx16.is_some();
+        let need_sums = grads.dgamma.is_some() || grads.dbeta.is_some() || (batch_stats && dx_wanted);
         let (sum_g, sum_gx) = if need_sums {
             column_sums2(rows, cols, |row, sg: &mut [T], sgx: &mut [T]| {
                 let (gr, xr) = (&g[row * cols..(row + 1) * cols], &x[row * cols..(row + 1) * cols]);
@@ -598,39 +663,81 @@ pub mod cpu {
         }
 
         // Pass 2: dx (the means vanish with running statistics).
-        if let Some(dx) = grads.dx {
-            let n = rows as f64;
-            let (mean_g, mean_gx): (Vec<T>, Vec<T>) = if batch_stats {
+        let n = rows as f64;
+        let means = || -> (Vec<T>, Vec<T>) {
+            if batch_stats {
                 (
                     sum_g.iter().map(|&s| T::from_f64(s / n)).collect(),
                     sum_gx.iter().map(|&s| T::from_f64(s / n)).collect(),
                 )
             } else {
                 (vec![T::zero(); cols], vec![T::zero(); cols])
-            };
-            let acc = dx.accumulate;
-            let out16 = dx16.map(|h| Out16(h.as_mut_ptr()));
-            let out16 = &out16;
-            for_row_chunks(dx.buf, cols, |row0, chunk| {
-                let off = row0 * cols;
-                let gs = &g[off..off + chunk.len()];
-                let xs = &x[off..off + chunk.len()];
-                let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
-                for (i, ((dr, gr), xr)) in rows_here.enumerate() {
-                    let w = weights.map_or(T::one(), |w| w[row0 + i]);
-                    match (relu, acc) {
-                        (true, true) => dx_row::<T, true, true>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
-                        (true, false) => dx_row::<T, true, false>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
-                        (false, true) => dx_row::<T, false, true>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
-                        (false, false) => dx_row::<T, false, false>(dr, gr, xr, w, &c, &mean_g, &mean_gx),
+            }
+        };
+        match (grads.dx, dx16) {
+            (Some(dx), dx16) => {
+                let (mean_g, mean_gx) = means();
+                dx_f32(cols, g, x, weights, relu, &c, &mean_g, &mean_gx, dx, dx16)
+            }
+            (None, Some(h)) => {
+                // Only the bf16 copy: each row through a scratch row in L1.
+                let (mean_g, mean_gx) = means();
+                for_row_chunks(h, cols, |row0, chunk| {
+                    let off = row0 * cols;
+                    let (gs, xs) = (&g[off..off + chunk.len()], &x[off..off + chunk.len()]);
+                    let mut dr = vec![T::zero(); cols];
+                    let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
+                    for (i, ((hr, gr), xr)) in rows_here.enumerate() {
+                        let w = weights.map_or(T::one(), |w| w[row0 + i]);
+                        if relu {
+                            dx_row::<T, true, false>(&mut dr, gr, xr, w, &c, &mean_g, &mean_gx)
+                        } else {
+                            dx_row::<T, false, false>(&mut dr, gr, xr, w, &c, &mean_g, &mean_gx)
+                        }
+                        crate::bf16::convert_serial(bytemuck::cast_slice(&dr), hr);
                     }
-                }
-                if let Some(o) = out16 {
-                    // SAFETY: this task's rows of the bf16 output (length checked by the caller).
-                    unsafe { o.write_rows(row0 * cols, chunk) };
-                }
-            });
+                });
+            }
+            (None, None) => {}
         }
+    }
+
+    /// Pass 2 into an f32 dx (and its bf16 copy with `dx16`).
+    #[allow(clippy::too_many_arguments)]
+    fn dx_f32<T: Real>(
+        cols: usize,
+        g: &[T],
+        x: &[T],
+        weights: Option<&[T]>,
+        relu: bool,
+        c: &Cols<T>,
+        mean_g: &[T],
+        mean_gx: &[T],
+        dx: GradOut<[T]>,
+        dx16: Option<&mut [u16]>,
+    ) {
+        let acc = dx.accumulate;
+        let out16 = dx16.map(|h| Out16(h.as_mut_ptr()));
+        let out16 = &out16;
+        for_row_chunks(dx.buf, cols, |row0, chunk| {
+            let off = row0 * cols;
+            let gs = &g[off..off + chunk.len()];
+            let xs = &x[off..off + chunk.len()];
+            let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
+            for (i, ((dr, gr), xr)) in rows_here.enumerate() {
+                let w = weights.map_or(T::one(), |w| w[row0 + i]);
+                match (relu, acc) {
+                    (true, true) => dx_row::<T, true, true>(dr, gr, xr, w, c, mean_g, mean_gx),
+                    (true, false) => dx_row::<T, true, false>(dr, gr, xr, w, c, mean_g, mean_gx),
+                    (false, true) => dx_row::<T, false, true>(dr, gr, xr, w, c, mean_g, mean_gx),
+                    (false, false) => dx_row::<T, false, false>(dr, gr, xr, w, c, mean_g, mean_gx),
+                }
+            }
+            if let Some(o) = out16 {
+                // SAFETY: this task's rows of the bf16 output (length checked by the caller).
+                unsafe { o.write_rows(row0 * cols, chunk) };
+            }
+        });
     }
 }
 

@@ -53,42 +53,77 @@ pub mod cpu {
     use crate::buffer::GradOut;
     use crate::par::{for_elems, for_row_chunks};
     use crate::real::Real;
+    use crate::wide::widened;
 
     pub fn loglik<T: Real>(cols: usize, logits: &[T], x: &[T], out: &mut [T]) {
+        for_elems(out, cols, |r0, chunk| loglik_rows(cols, logits, x, r0, chunk));
+    }
+
+    widened! {
+        /// The log-likelihoods of rows r0.. into `out` (one per row).
+        fn loglik_rows<T: Real>(cols: usize, logits: &[T], x: &[T], r0: usize, out: &mut [T]) => loglik_rows_body
+    }
+
+    #[inline(always)]
+    pub(super) fn loglik_rows_body<T: Real>(cols: usize, logits: &[T], x: &[T], r0: usize, out: &mut [T]) {
         let px = x.len() / cols;
-        for_elems(out, cols, |r0, chunk| {
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let r = r0 + i;
-                let lr = &logits[r * cols..(r + 1) * cols];
-                let xr = &x[(r % px) * cols..(r % px + 1) * cols];
-                *o = crate::fastmath::lane_sum3(lr, xr, lr, |l, x, _| x * l - softplus(l));
-            }
-        });
+        for (i, o) in out.iter_mut().enumerate() {
+            let r = r0 + i;
+            let lr = &logits[r * cols..(r + 1) * cols];
+            let xr = &x[(r % px) * cols..(r % px + 1) * cols];
+            *o = crate::fastmath::lane_sum3(lr, xr, lr, |l, x, _| x * l - softplus(l));
+        }
     }
 
     pub fn loglik_backward<T: Real>(cols: usize, g: &[T], logits: &[T], x: &[T], dlogits: GradOut<[T]>) {
-        if dlogits.accumulate {
-            backward_rows::<T, true>(cols, g, logits, x, dlogits.buf)
+        let acc = dlogits.accumulate;
+        for_row_chunks(dlogits.buf, cols, |row0, chunk| backward_rows(cols, g, logits, x, acc, row0, chunk));
+    }
+
+    widened! {
+        /// dlogits of rows row0.. into `out` (whole rows), added to it with `acc`.
+        fn backward_rows<T: Real>(cols: usize, g: &[T], logits: &[T], x: &[T], acc: bool, row0: usize, out: &mut [T])
+            => backward_rows_body
+    }
+
+    #[inline(always)]
+    pub(super) fn backward_rows_body<T: Real>(
+        cols: usize,
+        g: &[T],
+        logits: &[T],
+        x: &[T],
+        acc: bool,
+        row0: usize,
+        out: &mut [T],
+    ) {
+        if acc {
+            backward_rows_of::<T, true>(cols, g, logits, x, row0, out)
         } else {
-            backward_rows::<T, false>(cols, g, logits, x, dlogits.buf)
+            backward_rows_of::<T, false>(cols, g, logits, x, row0, out)
         }
     }
 
     /// The flag is a constant so the inner loop has nothing to test and vectorises.
-    fn backward_rows<T: Real, const ACC: bool>(cols: usize, g: &[T], logits: &[T], x: &[T], out: &mut [T]) {
+    #[inline(always)]
+    fn backward_rows_of<T: Real, const ACC: bool>(
+        cols: usize,
+        g: &[T],
+        logits: &[T],
+        x: &[T],
+        row0: usize,
+        out: &mut [T],
+    ) {
         let px = x.len() / cols;
-        for_row_chunks(out, cols, |row0, chunk| {
-            for (i, d) in chunk.chunks_exact_mut(cols).enumerate() {
-                let r = row0 + i;
-                let lr = &logits[r * cols..(r + 1) * cols];
-                let xr = &x[(r % px) * cols..(r % px + 1) * cols];
-                let gr = g[r];
-                for ((d, &l), &x) in d.iter_mut().zip(lr).zip(xr) {
-                    let v = gr * (x - sigmoid(l));
-                    *d = if ACC { *d + v } else { v };
-                }
+        for (i, d) in out.chunks_exact_mut(cols).enumerate() {
+            let r = row0 + i;
+            let lr = &logits[r * cols..(r + 1) * cols];
+            let xr = &x[(r % px) * cols..(r % px + 1) * cols];
+            let gr = g[r];
+            for ((d, &l), &x) in d.iter_mut().zip(lr).zip(xr) {
+                let v = gr * (x - sigmoid(l));
+                *d = if ACC { *d + v } else { v };
             }
-        });
+        }
     }
 }
 
@@ -136,6 +171,36 @@ mod cuda {
             &c,
             &px,
             &acc
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu;
+    use crate::buffer::GradOut;
+
+    /// The AVX2 twins (where this CPU has AVX2) give the baseline build's results bit for bit.
+    #[test]
+    fn wide_kernels_match_the_baseline_bit_for_bit() {
+        let mut rng = crate::rng::HostRng::new(7, 0);
+        let (rows, cols) = (37, 83);
+        let logits: Vec<f32> = (0..rows * cols).map(|_| (rng.next_f64() * 30.0 - 15.0) as f32).collect();
+        let x: Vec<f32> = (0..rows * cols).map(|_| if rng.next_f64() < 0.3 { 1.0 } else { 0.0 }).collect();
+        let g: Vec<f32> = (0..rows).map(|_| rng.next_f64() as f32).collect();
+        let (mut wide, mut narrow) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+        cpu::loglik(cols, &logits, &x, &mut wide);
+        cpu::loglik_rows_body(cols, &logits, &x, 0, &mut narrow);
+        assert_eq!(
+            wide.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            narrow.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let (mut wide, mut narrow) = (vec![0.5f32; rows * cols], vec![0.5f32; rows * cols]);
+        cpu::loglik_backward(cols, &g, &logits, &x, GradOut { buf: &mut wide[..], accumulate: true });
+        cpu::backward_rows_body(cols, &g, &logits, &x, true, 0, &mut narrow);
+        assert_eq!(
+            wide.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            narrow.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
     }
 }

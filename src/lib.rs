@@ -30,6 +30,7 @@ pub mod reparam;
 pub mod rng;
 pub mod softmax;
 pub mod transpose;
+pub mod wide;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;

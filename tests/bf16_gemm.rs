@@ -162,6 +162,31 @@ fn batchnorm_writes_its_outputs_rounded_too() {
         batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats, grads, Some(&mut dx16));
         let want: Vec<u16> = dx.host().iter().map(|&v| bf16::from_f32(v)).collect();
         assert_eq!(&dx16[..], &want[..], "backward, relu {relu}");
+
+        // The bf16-only variants write the same bf16 values, and the same statistics and dγ, dβ.
+        let mut only16 = Bf16Buf::uninit(rows * cols);
+        let (mut mean2, mut rstd2) = (Buffer::uninit(&dev, cols), Buffer::uninit(&dev, cols));
+        batchnorm::forward_train_bf16_only(rows, cols, &x, None, affine(), &mut only16, &mut mean2, &mut rstd2, None);
+        assert_eq!(&only16[..], &y16[..], "bf16-only forward, relu {relu}");
+        assert_eq!((mean2.host(), rstd2.host()), (mean.host(), rstd.host()), "bf16-only forward statistics");
+        let col = || Buffer::<f32>::uninit(&dev, cols);
+        let (mut dg, mut db, mut dg2, mut db2) = (col(), col(), col(), col());
+        let stats = || BnStats::Batch { mean: &mean, rstd: &rstd };
+        let grads =
+            BnGrads { dx: None, dgamma: Some(GradOut::new(&mut dg, false)), dbeta: Some(GradOut::new(&mut db, false)) };
+        batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats(), grads, Some(&mut only16));
+        assert_eq!(&only16[..], &dx16[..], "bf16-only dx, relu {relu}");
+        let grads = BnGrads {
+            dx: Some(GradOut::new(&mut dx, false)),
+            dgamma: Some(GradOut::new(&mut dg2, false)),
+            dbeta: Some(GradOut::new(&mut db2, false)),
+        };
+        batchnorm::backward(rows, cols, &g, &x, affine(), stats(), grads);
+        assert_eq!((dg.host(), db.host()), (dg2.host(), db2.host()), "dγ and dβ beside a bf16-only dx");
+        // Without dγ and dβ asked for, the bf16-only dx still gets its batch sums.
+        let grads = BnGrads { dx: None, dgamma: None, dbeta: None };
+        batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats(), grads, Some(&mut only16));
+        assert_eq!(&only16[..], &dx16[..], "bf16-only dx alone, relu {relu}");
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cagem_kernels::bf16::Bf16Buf;
+use cagem_kernels::elementwise::scale_into;
 use cagem_kernels::gemm::Precision;
 use cagem_kernels::{Buffer, Device, GradOut, Real};
 
@@ -29,6 +30,12 @@ pub trait Backward<T: Real> {
     /// The op's name in profiles.
     fn name(&self) -> &'static str {
         crate::profile::short_name(std::any::type_name::<Self>())
+    }
+
+    /// Whether this backward reads the gradient of its output only through its bf16 copy (a
+    /// bf16 product's): then whoever writes that gradient may write the bf16 copy alone.
+    fn reads_grad_as_bf16_only(&self) -> bool {
+        false
     }
 }
 
@@ -70,6 +77,12 @@ impl<T: Real> Graph<T> {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Whether the op that produced `v` reads v's gradient only as bf16 (see
+    /// [`Backward::reads_grad_as_bf16_only`]).
+    pub(crate) fn grad_read_as_bf16_only(&self, v: Var) -> bool {
+        self.nodes[v.0].op.as_ref().is_some_and(|op| op.reads_grad_as_bf16_only())
     }
 
     /// Whether this graph's products run in bf16.
@@ -294,6 +307,34 @@ impl<T: Real> BackwardCx<'_, T> {
         if let Some(s) = slot {
             self.grads[s.var.0] = Some(s.tensor);
         }
+    }
+
+    /// Adds `g` (as many elements as v) to v's gradient. A first contribution shares g's buffer
+    /// and its bf16 copy instead of copying them: the gradient of an op that hands its input's
+    /// gradient through unchanged (a sum's terms, a reshape).
+    pub fn pass(&mut self, v: Var, g: &Tensor<T>) {
+        if !self.wants(v) {
+            return;
+        }
+        if self.grads[v.0].is_none() {
+            let (rows, cols) = self.nodes[v.0].value.shape();
+            self.grads[v.0] = Some(g.reshape(rows, cols));
+        } else {
+            self.accumulate(v, |dv| scale_into(g.buf(), T::one(), dv));
+        }
+    }
+
+    /// Whether v wants a gradient and has none yet (the next contribution is the first).
+    pub fn first_contribution(&self, v: Var) -> bool {
+        self.wants(v) && self.grads[v.0].is_none()
+    }
+
+    /// Sets v's gradient, its first contribution, to values that exist only in bf16 (see
+    /// [`Tensor::from_bf16_only`]).
+    pub fn put_bf16_only(&mut self, v: Var, b: Bf16Buf) {
+        assert!(self.first_contribution(v), "put_bf16_only: not the first contribution");
+        let (rows, cols) = self.nodes[v.0].value.shape();
+        self.grads[v.0] = Some(Tensor::from_bf16_only(rows, cols, b));
     }
 
     /// Convenience for single-gradient kernels: runs `f` on `v`'s accumulator if it wants one.

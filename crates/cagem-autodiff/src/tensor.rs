@@ -1,7 +1,8 @@
 //! A matrix on a device: a shape and a reference-counted buffer. Every tensor is 2-D (rows ×
 //! cols, row-major); a vector of per-row results is `rows × 1`, a scalar `1 × 1`.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use cagem_kernels::bf16::Bf16Buf;
 use cagem_kernels::{Buffer, Device, Real};
@@ -10,16 +11,35 @@ use cagem_kernels::{Buffer, Device, Real};
 pub struct Tensor<T: Real> {
     rows: usize,
     cols: usize,
-    buf: Arc<Buffer<T>>,
+    /// The values. A tensor made by [`Tensor::from_bf16_only`] has none until first read, when
+    /// they are widened from the bf16 copy.
+    buf: Arc<OnceLock<Buffer<T>>>,
     /// The same values rounded to bf16, when the op that wrote them also wrote this for a bf16
     /// matrix product to read (dropped by any mutable access).
     bf16: Option<Arc<Bf16Buf>>,
 }
 
+/// How many bf16-only tensors have been widened to f32 (see [`widened_count`]).
+static WIDENED: AtomicU64 = AtomicU64::new(0);
+
+/// How many bf16-only tensors this process has had to widen because something read their f32
+/// values. The model's bf16-only outputs are meant for bf16 products alone; a test checks that
+/// a training step widens none.
+pub fn widened_count() -> u64 {
+    WIDENED.load(Ordering::Relaxed)
+}
+
 impl<T: Real> Tensor<T> {
     pub fn from_buffer(rows: usize, cols: usize, buf: Buffer<T>) -> Self {
         assert_eq!(buf.len(), rows * cols, "tensor: buffer of {} elements for shape {rows}×{cols}", buf.len());
-        Tensor { rows, cols, buf: Arc::new(buf), bf16: None }
+        Tensor { rows, cols, buf: Arc::new(OnceLock::from(buf)), bf16: None }
+    }
+
+    /// A tensor (on the CPU) whose values exist only rounded to bf16: the output of a kernel
+    /// that wrote it only for bf16 matrix products. Reading its f32 values widens them once.
+    pub fn from_bf16_only(rows: usize, cols: usize, b: Bf16Buf) -> Self {
+        assert_eq!(b.len(), rows * cols, "tensor: bf16 values of {} elements for shape {rows}×{cols}", b.len());
+        Tensor { rows, cols, buf: Arc::new(OnceLock::new()), bf16: Some(Arc::new(b)) }
     }
 
     /// A tensor whose contents are unspecified; the caller overwrites every element.
@@ -69,20 +89,30 @@ impl<T: Real> Tensor<T> {
     }
 
     pub fn device(&self) -> Device {
-        self.buf.device()
+        // bf16-only tensors live on the CPU.
+        self.buf.get().map_or(Device::Cpu, |b| b.device())
     }
 
     pub fn buf(&self) -> &Buffer<T> {
-        &self.buf
+        self.buf.get_or_init(|| self.widen())
+    }
+
+    /// The f32 values of a bf16-only tensor (bf16 to f32 is exact).
+    fn widen(&self) -> Buffer<T> {
+        let b = self.bf16.as_ref().expect("tensor without values");
+        WIDENED.fetch_add(1, Ordering::Relaxed);
+        let v: Vec<T> = b.iter().map(|&h| T::from_f64(f32::from_bits(u32::from(h) << 16) as f64)).collect();
+        Buffer::from_slice(&Device::Cpu, &v)
     }
 
     /// Mutable access to the buffer; copies it first if another tensor shares it.
     pub fn buf_mut(&mut self) -> &mut Buffer<T> {
+        self.buf();
         self.bf16 = None;
         if Arc::get_mut(&mut self.buf).is_none() {
-            self.buf = Arc::new(self.buf.duplicate());
+            self.buf = Arc::new(OnceLock::from(self.buf().duplicate()));
         }
-        Arc::get_mut(&mut self.buf).expect("unique after copy")
+        Arc::get_mut(&mut self.buf).and_then(OnceLock::get_mut).expect("unique after copy")
     }
 
     /// True when no other tensor shares this buffer (in-place updates will not copy).
@@ -99,7 +129,7 @@ impl<T: Real> Tensor<T> {
     /// Rows `start .. start + n` as a new tensor on the same device.
     pub fn rows_range(&self, start: usize, n: usize) -> Self {
         assert!(start + n <= self.rows, "rows {start}..{} of a {}-row tensor", start + n, self.rows);
-        Self::from_buffer(n, self.cols, self.buf.copy_range(start * self.cols, n * self.cols))
+        Self::from_buffer(n, self.cols, self.buf().copy_range(start * self.cols, n * self.cols))
     }
 
     /// Attaches the values rounded to bf16 (written by the same kernel as the f32 ones).
@@ -120,7 +150,7 @@ impl<T: Real> Tensor<T> {
 
     /// The contents on the host (a transfer from a GPU).
     pub fn to_vec(&self) -> Vec<T> {
-        self.buf.to_vec()
+        self.buf().to_vec()
     }
 
     pub fn to_f64_vec(&self) -> Vec<f64> {
@@ -143,12 +173,39 @@ impl<T: Real> Tensor<T> {
 
     /// A copy that shares nothing with `self`.
     pub fn deep_clone(&self) -> Self {
-        Self::from_buffer(self.rows, self.cols, self.buf.duplicate())
+        Self::from_buffer(self.rows, self.cols, self.buf().duplicate())
     }
 }
 
 impl<T: Real> std::fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tensor<{}>[{}×{} on {}]", T::NAME, self.rows, self.cols, self.device().name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bf16-only tensor reads as its bf16 values widened (counted), and a mutable access
+    /// gives it its own f32 values and drops the bf16 copy.
+    #[test]
+    fn bf16_only_tensors_widen_on_first_read() {
+        let values = [1.0f32, -2.5, 3.0e-3, 7.0e4];
+        let mut b = Bf16Buf::uninit(values.len());
+        cagem_kernels::bf16::convert_serial(&values, &mut b);
+        let rounded: Vec<f32> = b.iter().map(|&h| f32::from_bits(u32::from(h) << 16)).collect();
+        let before = widened_count();
+        let t = Tensor::<f32>::from_bf16_only(2, 2, b);
+        assert_eq!(t.device(), Device::Cpu);
+        let shared = t.reshape(4, 1);
+        assert_eq!(t.to_vec(), rounded);
+        assert_eq!(shared.to_vec(), rounded, "a reshape shares the widened values");
+        assert!(widened_count() > before);
+        let mut m = t.clone();
+        m.buf_mut().host_mut()[0] = 5.0;
+        assert!(m.bf16().is_none(), "a mutable access keeps a stale bf16 copy");
+        assert_eq!(m.to_vec()[0], 5.0);
+        assert_eq!(t.to_vec(), rounded, "a mutable access changed a shared tensor");
     }
 }

@@ -142,6 +142,7 @@ fn train_step_runs_in_the_models_precision() {
     let cfg = ModelConfig { z1: 8, z2: 4, q_hidden: [96, 48], p_hidden: [48, 96], ..ModelConfig::default() };
     let (xu, xl, yl) = data(&cfg, 3);
     let dev = Device::Cpu;
+    let widened_before = cagem_autodiff::tensor::widened_count();
     let losses = [Precision::F32, Precision::Bf16].map(|p| {
         let mut model = Cagem::<f32>::new(cfg.clone(), 11, &dev);
         model.precision = p;
@@ -169,6 +170,10 @@ fn train_step_runs_in_the_models_precision() {
         }
         out
     });
+    // Batch norm writes its outputs and dx only in bf16 for the products that read them; nothing
+    // else may read them as f32 (that would widen them: a hidden pass, and rounded values).
+    let widened = cagem_autodiff::tensor::widened_count() - widened_before;
+    assert_eq!(widened, 0, "a bf16 training step read {widened} bf16-only tensors as f32");
     for (a, b) in losses[0].iter().zip(&losses[1]) {
         assert!(a != b, "the bf16 step gave the f32 loss bit for bit: bf16 products did not run");
         assert!((a - b).abs() <= 1e-2 * a.abs(), "f32 loss {a}, bf16 loss {b}");

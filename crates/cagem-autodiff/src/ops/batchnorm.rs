@@ -3,7 +3,8 @@
 
 use cagem_kernels::Real;
 use cagem_kernels::batchnorm::{
-    BnAffine, BnGrads, BnStats, RunningStats, backward_weighted, forward_eval_bf16, forward_train_weighted,
+    BnAffine, BnGrads, BnStats, RunningStats, backward_weighted, forward_eval_bf16, forward_train_bf16_only,
+    forward_train_weighted,
 };
 use cagem_kernels::bf16::Bf16Buf;
 
@@ -26,11 +27,9 @@ impl<T: Real> Graph<T> {
         let (rows, cols) = self.shape(x);
         assert_eq!(self.shape(gamma), (1, cols), "batch_norm: gamma shape");
         assert_eq!(self.shape(beta), (1, cols), "batch_norm: beta shape");
-        let mut y = self.alloc(rows, cols);
-        // Under bf16 products the output (the next dense layer's input) is also written rounded.
-        let mut y16 = self.bf16_products().then(|| Bf16Buf::uninit(rows * cols));
+        let bf16 = self.bf16_products();
         let affine = BnAffine { gamma: self.value(gamma).buf(), beta: self.value(beta).buf(), eps, relu };
-        let stats = match mode {
+        let (y, stats) = match mode {
             BnMode::Train { running, momentum, weights } => {
                 if let Some(w) = weights {
                     assert_eq!(w.shape(), (rows, 1), "batch_norm: row weights shape");
@@ -38,32 +37,38 @@ impl<T: Real> Graph<T> {
                 let mut mean = self.alloc(1, cols);
                 let mut rstd = self.alloc(1, cols);
                 let running = running.map(|(m, v)| RunningStats { mean: m.buf_mut(), var: v.buf_mut(), momentum });
-                forward_train_weighted(
-                    rows,
-                    cols,
-                    self.value(x).buf(),
-                    weights.map(|w| w.buf()),
-                    affine,
-                    y.buf_mut(),
-                    y16.as_deref_mut(),
-                    mean.buf_mut(),
-                    rstd.buf_mut(),
-                    running,
-                );
-                Saved::Batch { mean, rstd, weights: weights.cloned() }
+                let (xv, wv) = (self.value(x).buf(), weights.map(|w| w.buf()));
+                let y = if bf16 {
+                    // Under bf16 products the output is the next dense layer's input, and only
+                    // its products read it: write it only rounded.
+                    let mut y16 = Bf16Buf::uninit(rows * cols);
+                    let (m, r) = (mean.buf_mut(), rstd.buf_mut());
+                    forward_train_bf16_only(rows, cols, xv, wv, affine, &mut y16, m, r, running);
+                    Tensor::from_bf16_only(rows, cols, y16)
+                } else {
+                    let mut y = self.alloc(rows, cols);
+                    let (m, r) = (mean.buf_mut(), rstd.buf_mut());
+                    forward_train_weighted(rows, cols, xv, wv, affine, y.buf_mut(), None, m, r, running);
+                    y
+                };
+                (y, Saved::Batch { mean, rstd, weights: weights.cloned() })
             }
             BnMode::Eval { mean, var } => {
+                // Evaluation keeps the f32 output too (and the bf16 copy for bf16 products).
+                let mut y = self.alloc(rows, cols);
+                let mut y16 = bf16.then(|| Bf16Buf::uninit(rows * cols));
                 let (xv, mv, vv) = (self.value(x).buf(), mean.buf(), var.buf());
                 forward_eval_bf16(rows, cols, xv, affine, mv, vv, y.buf_mut(), y16.as_deref_mut());
-                Saved::Running { mean: mean.clone(), var: var.clone() }
+                let y = match y16 {
+                    Some(h) => y.with_bf16(h),
+                    None => y,
+                };
+                (y, Saved::Running { mean: mean.clone(), var: var.clone() })
             }
         };
-        let bf16 = self.bf16_products();
-        let y = match y16 {
-            Some(h) => y.with_bf16(h),
-            None => y,
-        };
-        self.record(y, &[x, gamma, beta], BatchNormBackward { x, gamma, beta, stats, eps, relu, bf16 })
+        // dx only in bf16 where the dense layer below reads it only so.
+        let bf16_dx = bf16 && self.grad_read_as_bf16_only(x);
+        self.record(y, &[x, gamma, beta], BatchNormBackward { x, gamma, beta, stats, eps, relu, bf16, bf16_dx })
     }
 }
 
@@ -81,13 +86,16 @@ struct BatchNormBackward<T: Real> {
     relu: bool,
     /// Under bf16 products: dx (the gradient of a dense layer's output) is also written rounded.
     bf16: bool,
+    /// ... and only rounded, if it is the first contribution (the dense layer reads no other).
+    bf16_dx: bool,
 }
 
 impl<T: Real> Backward<T> for BatchNormBackward<T> {
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let (rows, cols) = g.shape();
         let (x, gamma, beta) = (cx.value(self.x).clone(), cx.value(self.gamma).clone(), cx.value(self.beta).clone());
-        let mut sx = cx.slot(self.x);
+        let bf16_only = self.bf16_dx && cx.first_contribution(self.x);
+        let mut sx = if bf16_only { None } else { cx.slot(self.x) };
         let mut sg = cx.slot(self.gamma);
         let mut sb = cx.slot(self.beta);
         let (stats, weights) = match &self.stats {
@@ -97,6 +105,7 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
             Saved::Running { mean, var } => (BnStats::Running { mean: mean.buf(), var: var.buf() }, None),
         };
         let mut dx16 = match &sx {
+            _ if bf16_only => Some(Bf16Buf::uninit(rows * cols)),
             Some(s) if self.bf16 && s.overwrites() => Some(Bf16Buf::uninit(rows * cols)),
             _ => None,
         };
@@ -115,8 +124,10 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
             },
             dx16.as_deref_mut(),
         );
-        if let (Some(s), Some(h)) = (sx.as_mut(), dx16) {
-            s.attach_bf16(h);
+        match (sx.as_mut(), dx16) {
+            (Some(s), Some(h)) => s.attach_bf16(h),
+            (None, Some(h)) => cx.put_bf16_only(self.x, h),
+            _ => {}
         }
         cx.put(sx);
         cx.put(sg);

@@ -47,7 +47,7 @@ impl<T: Real> Backward<T> for BinaryBackward {
         match self.op {
             BinaryOp::Add | BinaryOp::Sub => {
                 let sb = if self.op == BinaryOp::Add { T::one() } else { -T::one() };
-                cx.accumulate(self.a, |da| scale_into(g.buf(), T::one(), da));
+                cx.pass(self.a, g);
                 cx.accumulate(self.b, |db| scale_into(g.buf(), sb, db));
             }
             BinaryOp::Mul => {

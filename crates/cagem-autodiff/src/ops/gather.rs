@@ -41,7 +41,11 @@ struct GatherAddBackward {
 impl<T: Real> Backward<T> for GatherAddBackward {
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let cols = g.cols();
-        cx.accumulate(self.a, |da| fold_rows(cols, g.buf(), da));
+        if cx.value(self.a).rows() == g.rows() {
+            cx.pass(self.a, g);
+        } else {
+            cx.accumulate(self.a, |da| fold_rows(cols, g.buf(), da));
+        }
         cx.accumulate(self.table, |dt| scatter_add_rows(cols, g.buf(), &self.idx, dt));
     }
 }

@@ -70,6 +70,11 @@ struct LinearBackward {
 }
 
 impl<T: Real> Backward<T> for LinearBackward {
+    /// In bf16, both products read g rounded; only a bias would read it in f32.
+    fn reads_grad_as_bf16_only(&self) -> bool {
+        !self.rounded.is_empty() && self.bias.is_none()
+    }
+
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let (rows, out_cols) = g.shape();
         // g rounded once: it feeds both products of every term.
