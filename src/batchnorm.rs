@@ -354,6 +354,7 @@ pub mod cpu {
     use crate::buffer::GradOut;
     use crate::par::{for_row_chunks, map_reduce_rows};
     use crate::real::Real;
+    use crate::wide::widened;
 
     /// Per-column sums over rows of two quantities computed from each element, accumulated in T
     /// within a chunk of rows (so the loops vectorise) and in f64 across chunks.
@@ -401,9 +402,15 @@ pub mod cpu {
         }
     }
 
-    /// One row of y = max(0?, x·scale + shift).
+    // The per-row loops below are compiled twice (crate::wide): for the baseline and for AVX2.
+
+    widened! {
+        /// One row of y = max(0?, x·scale + shift).
+        pub(super) fn affine_row<T: Real>(xr: &[T], scale: &[T], shift: &[T], relu: bool, yr: &mut [T]) => affine_row_body
+    }
+
     #[inline(always)]
-    fn affine_row<T: Real>(xr: &[T], scale: &[T], shift: &[T], relu: bool, yr: &mut [T]) {
+    pub(super) fn affine_row_body<T: Real>(xr: &[T], scale: &[T], shift: &[T], relu: bool, yr: &mut [T]) {
         if relu {
             for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
                 *y = (x * a + b).max(T::zero());
@@ -460,6 +467,33 @@ pub mod cpu {
         });
     }
 
+    widened! {
+        /// Σ w·d and Σ w·d² of one row into the column sums, d = x − shift (w: the row's
+        /// weight, None for 1).
+        pub(super) fn stats_row<T: Real>(xr: &[T], shift: &[T], w: Option<T>, s1: &mut [T], s2: &mut [T]) => stats_row_body
+    }
+
+    #[inline(always)]
+    pub(super) fn stats_row_body<T: Real>(xr: &[T], shift: &[T], w: Option<T>, s1: &mut [T], s2: &mut [T]) {
+        match w {
+            None => {
+                for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
+                    let d = v - sh;
+                    *a = *a + d;
+                    *b = *b + d * d;
+                }
+            }
+            Some(wr) => {
+                for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
+                    let d = v - sh;
+                    let wd = wr * d;
+                    *a = *a + wd;
+                    *b = *b + wd * d;
+                }
+            }
+        }
+    }
+
     /// `weights`: row weights summing to `rows` (checked by the caller), or None.
     pub fn forward_train<T: Real>(
         rows: usize,
@@ -477,25 +511,9 @@ pub mod cpu {
         // One pass of shifted sums: d = x − x[first row] keeps Σd² − (Σd)²/n accurate when the
         // mean is large against the spread.
         let shift = &x[..cols];
-        let (s1, s2) = match weights {
-            None => column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
-                let xr = &x[r * cols..(r + 1) * cols];
-                for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
-                    let d = v - sh;
-                    *a = *a + d;
-                    *b = *b + d * d;
-                }
-            }),
-            Some(w) => column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
-                let (xr, wr) = (&x[r * cols..(r + 1) * cols], w[r]);
-                for (((a, b), &v), &sh) in s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(shift) {
-                    let d = v - sh;
-                    let wd = wr * d;
-                    *a = *a + wd;
-                    *b = *b + wd * d;
-                }
-            }),
-        };
+        let (s1, s2) = column_sums2(rows, cols, |r, s1: &mut [T], s2: &mut [T]| {
+            stats_row(&x[r * cols..(r + 1) * cols], shift, weights.map(|w| w[r]), s1, s2)
+        });
         let n = rows as f64;
         let mut scale = vec![T::zero(); cols];
         let mut offset = vec![T::zero(); cols];
@@ -566,11 +584,11 @@ pub mod cpu {
     }
 
     /// Per-column vectors of the backward pass, all `cols` long.
-    struct Cols<'a, T> {
-        scale: &'a [T],
-        offset: &'a [T],
-        mean: &'a [T],
-        r: &'a [T],
+    pub(super) struct Cols<'a, T> {
+        pub(super) scale: &'a [T],
+        pub(super) offset: &'a [T],
+        pub(super) mean: &'a [T],
+        pub(super) r: &'a [T],
     }
 
     /// g masked by the forward's ReLU, whose pre-activation was x·scale + offset.
@@ -579,9 +597,19 @@ pub mod cpu {
         if RELU && x * scale + offset < T::zero() { T::zero() } else { g }
     }
 
-    /// Σg' and Σg'·x̂ of one row into the column sums. The flags are constants so that the loop
-    /// tests nothing per element and vectorises.
-    fn sums_row<T: Real, const RELU: bool>(gr: &[T], xr: &[T], c: &Cols<T>, sg: &mut [T], sgx: &mut [T]) {
+    widened! {
+        /// Σg' and Σg'·x̂ of one row into the column sums.
+        pub(super) fn sums_row<T: Real>(gr: &[T], xr: &[T], c: &Cols<T>, relu: bool, sg: &mut [T], sgx: &mut [T]) => sums_row_body
+    }
+
+    #[inline(always)]
+    pub(super) fn sums_row_body<T: Real>(gr: &[T], xr: &[T], c: &Cols<T>, relu: bool, sg: &mut [T], sgx: &mut [T]) {
+        if relu { sums_row_of::<T, true>(gr, xr, c, sg, sgx) } else { sums_row_of::<T, false>(gr, xr, c, sg, sgx) }
+    }
+
+    /// The flags are constants so that the loop tests nothing per element and vectorises.
+    #[inline(always)]
+    fn sums_row_of<T: Real, const RELU: bool>(gr: &[T], xr: &[T], c: &Cols<T>, sg: &mut [T], sgx: &mut [T]) {
         let n = gr.len();
         let (xr, sc, of, mu, r, sg, sgx) =
             (&xr[..n], &c.scale[..n], &c.offset[..n], &c.mean[..n], &c.r[..n], &mut sg[..n], &mut sgx[..n]);
@@ -592,9 +620,38 @@ pub mod cpu {
         }
     }
 
-    /// dx = scale·(g' − w·mean(g') − w·x̂·mean(g'x̂)) for one row of weight w (1 unweighted:
-    /// the products by 1 are exact, so the unweighted result is bit for bit the plain formula).
-    fn dx_row<T: Real, const RELU: bool, const ACC: bool>(
+    widened! {
+        /// dx = scale·(g' − w·mean(g') − w·x̂·mean(g'x̂)) for one row of weight w (1 unweighted:
+        /// the products by 1 are exact, so the unweighted result is bit for bit the plain
+        /// formula), written or (`acc`) added.
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn dx_row<T: Real>(dr: &mut [T], gr: &[T], xr: &[T], w: T, c: &Cols<T>, mean_g: &[T], mean_gx: &[T], relu: bool, acc: bool)
+            => dx_row_body
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn dx_row_body<T: Real>(
+        dr: &mut [T],
+        gr: &[T],
+        xr: &[T],
+        w: T,
+        c: &Cols<T>,
+        mean_g: &[T],
+        mean_gx: &[T],
+        relu: bool,
+        acc: bool,
+    ) {
+        match (relu, acc) {
+            (true, true) => dx_row_of::<T, true, true>(dr, gr, xr, w, c, mean_g, mean_gx),
+            (true, false) => dx_row_of::<T, true, false>(dr, gr, xr, w, c, mean_g, mean_gx),
+            (false, true) => dx_row_of::<T, false, true>(dr, gr, xr, w, c, mean_g, mean_gx),
+            (false, false) => dx_row_of::<T, false, false>(dr, gr, xr, w, c, mean_g, mean_gx),
+        }
+    }
+
+    #[inline(always)]
+    fn dx_row_of<T: Real, const RELU: bool, const ACC: bool>(
         dr: &mut [T],
         gr: &[T],
         xr: &[T],
@@ -646,7 +703,7 @@ pub mod cpu {
         let (sum_g, sum_gx) = if need_sums {
             column_sums2(rows, cols, |row, sg: &mut [T], sgx: &mut [T]| {
                 let (gr, xr) = (&g[row * cols..(row + 1) * cols], &x[row * cols..(row + 1) * cols]);
-                if relu { sums_row::<T, true>(gr, xr, &c, sg, sgx) } else { sums_row::<T, false>(gr, xr, &c, sg, sgx) }
+                sums_row(gr, xr, &c, relu, sg, sgx)
             })
         } else {
             (Vec::new(), Vec::new())
@@ -689,11 +746,7 @@ pub mod cpu {
                     let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
                     for (i, ((hr, gr), xr)) in rows_here.enumerate() {
                         let w = weights.map_or(T::one(), |w| w[row0 + i]);
-                        if relu {
-                            dx_row::<T, true, false>(&mut dr, gr, xr, w, &c, &mean_g, &mean_gx)
-                        } else {
-                            dx_row::<T, false, false>(&mut dr, gr, xr, w, &c, &mean_g, &mean_gx)
-                        }
+                        dx_row(&mut dr, gr, xr, w, &c, &mean_g, &mean_gx, relu, false);
                         crate::bf16::convert_serial(bytemuck::cast_slice(&dr), hr);
                     }
                 });
@@ -726,12 +779,7 @@ pub mod cpu {
             let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
             for (i, ((dr, gr), xr)) in rows_here.enumerate() {
                 let w = weights.map_or(T::one(), |w| w[row0 + i]);
-                match (relu, acc) {
-                    (true, true) => dx_row::<T, true, true>(dr, gr, xr, w, c, mean_g, mean_gx),
-                    (true, false) => dx_row::<T, true, false>(dr, gr, xr, w, c, mean_g, mean_gx),
-                    (false, true) => dx_row::<T, false, true>(dr, gr, xr, w, c, mean_g, mean_gx),
-                    (false, false) => dx_row::<T, false, false>(dr, gr, xr, w, c, mean_g, mean_gx),
-                }
+                dx_row(dr, gr, xr, w, c, mean_g, mean_gx, relu, acc);
             }
             if let Some(o) = out16 {
                 // SAFETY: this task's rows of the bf16 output (length checked by the caller).
@@ -993,6 +1041,45 @@ mod cuda {
                 &relu,
                 &acc
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu::*;
+
+    /// The AVX2 twins of the row loops (where this CPU has AVX2) give the baseline's bits.
+    #[test]
+    fn wide_row_loops_match_the_baseline_bit_for_bit() {
+        let mut rng = crate::rng::HostRng::new(3, 0);
+        let n = 203;
+        let mut v = |s: f64| -> Vec<f32> { (0..n).map(|_| ((rng.next_f64() - 0.4) * s) as f32).collect() };
+        let (x, g, scale, offset, mean, r) = (v(4.0), v(2.0), v(1.0), v(1.0), v(0.5), v(3.0));
+        let (mg, mgx, shift) = (v(0.3), v(0.3), v(1.0));
+        let c = Cols { scale: &scale, offset: &offset, mean: &mean, r: &r };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for relu in [false, true] {
+            let (mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
+            affine_row(&x, &scale, &offset, relu, &mut a);
+            affine_row_body(&x, &scale, &offset, relu, &mut b);
+            assert_eq!(bits(&a), bits(&b), "affine_row, relu {relu}");
+            let (mut a1, mut a2, mut b1, mut b2) = (g.clone(), x.clone(), g.clone(), x.clone());
+            sums_row(&g, &x, &c, relu, &mut a1, &mut a2);
+            sums_row_body(&g, &x, &c, relu, &mut b1, &mut b2);
+            assert_eq!((bits(&a1), bits(&a2)), (bits(&b1), bits(&b2)), "sums_row, relu {relu}");
+            for acc in [false, true] {
+                let (mut a, mut b) = (g.clone(), g.clone());
+                dx_row(&mut a, &g, &x, 0.7, &c, &mg, &mgx, relu, acc);
+                dx_row_body(&mut b, &g, &x, 0.7, &c, &mg, &mgx, relu, acc);
+                assert_eq!(bits(&a), bits(&b), "dx_row, relu {relu}, acc {acc}");
+            }
+        }
+        for w in [None, Some(1.3f32)] {
+            let (mut a1, mut a2, mut b1, mut b2) = (g.clone(), x.clone(), g.clone(), x.clone());
+            stats_row(&x, &shift, w, &mut a1, &mut a2);
+            stats_row_body(&x, &shift, w, &mut b1, &mut b2);
+            assert_eq!((bits(&a1), bits(&a2)), (bits(&b1), bits(&b2)), "stats_row, weight {w:?}");
         }
     }
 }

@@ -27,6 +27,7 @@ macro_rules! widened {
         $vis fn $name<$T: $B>($($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                $(#[$m])*
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn wide<$T: $B>($($a: $t),*) {
                     $body($($a),*)
