@@ -77,6 +77,7 @@ pub mod cpu {
     use super::AdamStep;
     use crate::par::for_elems;
     use crate::real::Real;
+    use crate::wide::widened;
 
     /// Elements per parallel task of `sum_squares` (fixed, so the summation order is too).
     const SUM_CHUNK: usize = 1 << 15;
@@ -109,6 +110,7 @@ pub mod cpu {
         let mp = crate::broadcast::cpu::SendPtr(m.as_mut_ptr());
         let vp = crate::broadcast::cpu::SendPtr(v.as_mut_ptr());
         let hp = p16.map(|h| crate::broadcast::cpu::SendPtr(h.as_mut_ptr()));
+        let k = Coeffs { b1, b2, scale, lr_t, eps_t };
         for_elems(p, 4, |start, ps| {
             // SAFETY: m and v have p's length; chunks of p map to disjoint ranges of them.
             let (ms, vs) = unsafe {
@@ -118,19 +120,51 @@ pub mod cpu {
                 )
             };
             let gs = &g[start..start + ps.len()];
-            for (((p, &g), m), v) in ps.iter_mut().zip(gs).zip(ms).zip(vs) {
-                let g = g * scale;
-                *m = b1 * *m + (T::one() - b1) * g;
-                *v = b2 * *v + (T::one() - b2) * g * g;
-                *p = *p - lr_t * *m / (v.sqrt() + eps_t);
-            }
-            if let Some(hp) = &hp {
-                // SAFETY: the bf16 copy has p's length (checked by the caller); this chunk's range
-                // is written by this task alone. T is f32 (checked by the caller).
-                let hs = unsafe { std::slice::from_raw_parts_mut(hp.get().add(start), ps.len()) };
-                crate::bf16::convert_serial(bytemuck::cast_slice(ps), hs);
+            // SAFETY: the bf16 copy has p's length (checked by the caller); this chunk's range
+            // is written by this task alone. T is f32 (checked by the caller).
+            let mut hs = hp.as_ref().map(|hp| unsafe { std::slice::from_raw_parts_mut(hp.get().add(start), ps.len()) });
+            // Blocks small enough that the updated weights are still in L1 when rounded.
+            for (i, ((pb, gb), (mb, vb))) in ps
+                .chunks_mut(BLOCK)
+                .zip(gs.chunks(BLOCK))
+                .zip(ms.chunks_mut(BLOCK).zip(vs.chunks_mut(BLOCK)))
+                .enumerate()
+            {
+                update(&k, pb, gb, mb, vb);
+                if let Some(hs) = hs.as_deref_mut() {
+                    let at = i * BLOCK;
+                    crate::bf16::convert_serial(bytemuck::cast_slice(pb), &mut hs[at..at + pb.len()]);
+                }
             }
         });
+    }
+
+    /// Elements updated (and rounded) at a time.
+    const BLOCK: usize = 2048;
+
+    /// The step's constants.
+    struct Coeffs<T> {
+        b1: T,
+        b2: T,
+        scale: T,
+        lr_t: T,
+        eps_t: T,
+    }
+
+    widened! {
+        /// One block of the update (compiled twice, crate::wide).
+        fn update<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) => update_body
+    }
+
+    #[inline(always)]
+    fn update_body<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        let Coeffs { b1, b2, scale, lr_t, eps_t } = *k;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+            let g = g * scale;
+            *m = b1 * *m + (T::one() - b1) * g;
+            *v = b2 * *v + (T::one() - b2) * g * g;
+            *p = *p - lr_t * *m / (v.sqrt() + eps_t);
+        }
     }
 }
 
