@@ -143,21 +143,21 @@ pub mod cpu {
     const BLOCK: usize = 2048;
 
     /// The step's constants.
-    struct Coeffs<T> {
-        b1: T,
-        b2: T,
-        scale: T,
-        lr_t: T,
-        eps_t: T,
+    pub(super) struct Coeffs<T> {
+        pub(super) b1: T,
+        pub(super) b2: T,
+        pub(super) scale: T,
+        pub(super) lr_t: T,
+        pub(super) eps_t: T,
     }
 
     widened! {
         /// One block of the update (compiled twice, crate::wide).
-        fn update<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) => update_body
+        pub(super) fn update<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) => update_body
     }
 
     #[inline(always)]
-    fn update_body<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+    pub(super) fn update_body<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
         let Coeffs { b1, b2, scale, lr_t, eps_t } = *k;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
             let g = g * scale;
@@ -216,5 +216,25 @@ mod cuda {
             offset += nb;
         }
         partials.download().iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu::{Coeffs, update, update_body};
+
+    /// The AVX2 twin of the update (where this CPU has AVX2) gives the baseline's bits.
+    #[test]
+    fn wide_update_matches_the_baseline_bit_for_bit() {
+        let mut rng = crate::rng::HostRng::new(5, 0);
+        let mut v = |s: f64, off: f64| -> Vec<f32> { (0..1001).map(|_| ((rng.next_f64() - off) * s) as f32).collect() };
+        let (p, g, m, sq) = (v(2.0, 0.5), v(1e-2, 0.5), v(1e-2, 0.5), v(1e-4, 0.0));
+        let k = Coeffs { b1: 0.9f32, b2: 0.999, scale: 0.5, lr_t: 1e-3, eps_t: 1e-8 };
+        let (mut pa, mut ma, mut va) = (p.clone(), m.clone(), sq.clone());
+        let (mut pb, mut mb, mut vb) = (p, m, sq);
+        update(&k, &mut pa, &g, &mut ma, &mut va);
+        update_body(&k, &mut pb, &g, &mut mb, &mut vb);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!((bits(&pa), bits(&ma), bits(&va)), (bits(&pb), bits(&mb), bits(&vb)));
     }
 }
