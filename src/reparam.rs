@@ -63,13 +63,16 @@ pub mod cpu {
         let (pm, pl) = (mu.len() / cols, lv.len() / cols);
         let half = T::c(0.5);
         for_row_chunks(z, cols, |row0, chunk| {
+            // The noise first, then z row by row (no index arithmetic per element).
             let start = (row0 * cols) as u64;
-            for_each_draw(stream, start, chunk.len(), normal4, |i, eps| {
-                let (r, c) = (row0 + i / cols, i % cols);
-                let m = mu[(r % pm) * cols + c];
-                let l = clamp_logvar(lv[(r % pl) * cols + c]);
-                chunk[i] = m + (half * l).vexp() * T::from_f64(eps);
-            });
+            for_each_draw(stream, start, chunk.len(), normal4, |i, eps| chunk[i] = T::from_f64(eps));
+            for (i, zr) in chunk.chunks_exact_mut(cols).enumerate() {
+                let r = row0 + i;
+                let (mr, lr) = (&mu[(r % pm) * cols..(r % pm + 1) * cols], &lv[(r % pl) * cols..(r % pl + 1) * cols]);
+                for ((z, &m), &l) in zr.iter_mut().zip(mr).zip(lr) {
+                    *z = m + (half * clamp_logvar(l)).vexp() * *z;
+                }
+            }
         });
     }
 
