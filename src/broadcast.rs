@@ -44,6 +44,13 @@ pub fn fold_rows<T: Real>(cols: usize, g: &Buffer<T>, out: GradOut<Buffer<T>>) {
     }
 }
 
+/// As [`fold_rows`] from a gradient that exists only rounded to bf16 (CPU only; sums in T).
+pub fn fold_rows_bf16<T: Real>(cols: usize, g: &[u16], out: GradOut<Buffer<T>>) {
+    check_period(cols, out.buf.len(), g.len(), "fold_rows");
+    let widen = |h: u16| T::from_f64(f64::from(crate::bf16::to_f32(h)));
+    cpu::fold_rows_of(cols, g, widen, out.host())
+}
+
 /// out[r] = Σ_c x[r, c].
 pub fn row_sums<T: Real>(cols: usize, x: &Buffer<T>, out: &mut Buffer<T>) {
     assert_eq!(x.len(), out.len() * cols, "row_sums: shape");
@@ -104,6 +111,16 @@ pub mod cpu {
     }
 
     pub fn fold_rows<T: Real>(cols: usize, g: &[T], out: GradOut<[T]>) {
+        fold_rows_of(cols, g, |v| v, out)
+    }
+
+    /// Over a gradient stored as S, read as T by `value`.
+    pub fn fold_rows_of<T: Real, S: Copy + Sync>(
+        cols: usize,
+        g: &[S],
+        value: impl Fn(S) -> T + Sync + Send,
+        out: GradOut<[T]>,
+    ) {
         let p = out.buf.len() / cols;
         let rows = g.len() / cols;
         let acc = out.accumulate;
@@ -116,7 +133,7 @@ pub mod cpu {
                         o.fill(T::zero());
                     }
                     for r in (j..rows).step_by(p) {
-                        o.iter_mut().zip(&g[r * cols..(r + 1) * cols]).for_each(|(o, &v)| *o = *o + v);
+                        o.iter_mut().zip(&g[r * cols..(r + 1) * cols]).for_each(|(o, &v)| *o = *o + value(v));
                     }
                 }
             });
@@ -128,7 +145,7 @@ pub mod cpu {
                 let mut sums = vec![T::zero(); p * w];
                 for r in 0..rows {
                     let s = &mut sums[(r % p) * w..(r % p + 1) * w];
-                    s.iter_mut().zip(&g[r * cols + c0..r * cols + c1]).for_each(|(s, &v)| *s = *s + v);
+                    s.iter_mut().zip(&g[r * cols + c0..r * cols + c1]).for_each(|(s, &v)| *s = *s + value(v));
                 }
                 for j in 0..p {
                     for c in 0..w {

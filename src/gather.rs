@@ -33,6 +33,13 @@ pub fn scatter_add_rows<T: Real>(cols: usize, g: &Buffer<T>, idx: &Indices, dtab
     }
 }
 
+/// As [`scatter_add_rows`] from a gradient that exists only rounded to bf16 (CPU only; sums in T).
+pub fn scatter_add_rows_bf16<T: Real>(cols: usize, g: &[u16], idx: &Indices, dtable: GradOut<Buffer<T>>) {
+    assert_eq!(g.len(), idx.len() * cols, "scatter_add_rows: gradient shape");
+    let widen = |h: u16| T::from_f64(f64::from(crate::bf16::to_f32(h)));
+    cpu::scatter_add_rows_of(cols, g, widen, idx.host(), dtable.host())
+}
+
 pub fn pick<T: Real>(cols: usize, x: &Buffer<T>, idx: &Indices, out: &mut Buffer<T>) {
     assert_eq!(x.len(), idx.len() * cols, "pick: input shape");
     assert_eq!(out.len(), idx.len(), "pick: output shape");
@@ -75,6 +82,17 @@ pub mod cpu {
     }
 
     pub fn scatter_add_rows<T: Real>(cols: usize, g: &[T], idx: &[u32], dtable: GradOut<[T]>) {
+        scatter_add_rows_of(cols, g, |v| v, idx, dtable)
+    }
+
+    /// Over a gradient stored as S, read as T by `value`.
+    pub fn scatter_add_rows_of<T: Real, S: Copy + Sync>(
+        cols: usize,
+        g: &[S],
+        value: impl Fn(S) -> T + Sync + Send,
+        idx: &[u32],
+        dtable: GradOut<[T]>,
+    ) {
         let k = dtable.buf.len() / cols;
         let rows = idx.len();
         let acc = dtable.accumulate;
@@ -88,7 +106,7 @@ pub mod cpu {
             for (r, &t) in idx.iter().enumerate() {
                 let t = t as usize;
                 assert!(t < k, "scatter_add_rows: index {t} out of range for {k} table rows");
-                row(t).iter_mut().zip(&g[r * cols + c0..r * cols + c1]).for_each(|(o, &v)| *o = *o + v);
+                row(t).iter_mut().zip(&g[r * cols + c0..r * cols + c1]).for_each(|(o, &v)| *o = *o + value(v));
             }
         });
     }

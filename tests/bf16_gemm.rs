@@ -206,3 +206,34 @@ fn adam_writes_the_updated_weights_rounded_too() {
     let want: Vec<u16> = p.host().iter().map(|&x| bf16::from_f32(x)).collect();
     assert_eq!(&p16[..], &want[..]);
 }
+
+/// The gather and fold adjoints read a bf16-only gradient exactly as the f32 kernels read the
+/// same values widened (bf16 → f32 is exact; the sums run in the same order).
+#[test]
+fn bf16_gradient_reductions_match_the_f32_kernels() {
+    use cagem_kernels::broadcast::{fold_rows, fold_rows_bf16};
+    use cagem_kernels::gather::{scatter_add_rows, scatter_add_rows_bf16};
+    use cagem_kernels::{Buffer, Device, GradOut, Indices};
+    let mut rnd = Gen::new();
+    let dev = Device::Cpu;
+    let (rows, cols, k) = (1000, 67, 10);
+    let g16 = Bf16Buf::from_f32(&rnd.normal(rows * cols, 1.0).iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let g = Buffer::<f32>::from_slice(&dev, &g16.to_f32_vec());
+    let bits = |b: &Buffer<f32>| b.host().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let idx: Vec<u32> = (0..rows).map(|r| (r * 7 % k) as u32).collect();
+    let idx = Indices::new(&dev, &idx);
+    for acc in [false, true] {
+        let start = Buffer::<f32>::from_slice(&dev, &vec![0.25; k * cols]);
+        let (mut a, mut b) = (start.duplicate(), start);
+        scatter_add_rows(cols, &g, &idx, GradOut::new(&mut a, acc));
+        scatter_add_rows_bf16(cols, &g16, &idx, GradOut::new(&mut b, acc));
+        assert_eq!(bits(&a), bits(&b), "scatter_add_rows, accumulate {acc}");
+        for period in [1, 100, 500] {
+            let start = Buffer::<f32>::from_slice(&dev, &vec![0.5; period * cols]);
+            let (mut a, mut b) = (start.duplicate(), start);
+            fold_rows(cols, &g, GradOut::new(&mut a, acc));
+            fold_rows_bf16(cols, &g16, GradOut::new(&mut b, acc));
+            assert_eq!(bits(&a), bits(&b), "fold_rows, period {period}, accumulate {acc}");
+        }
+    }
+}

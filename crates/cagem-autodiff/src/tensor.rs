@@ -97,6 +97,12 @@ impl<T: Real> Tensor<T> {
         self.buf.get_or_init(|| self.widen())
     }
 
+    /// The values rounded to bf16 when they exist only so (a bf16-only tensor not yet widened):
+    /// a kernel that can read bf16 should then read these, not `buf()`.
+    pub fn bf16_only(&self) -> Option<&Arc<Bf16Buf>> {
+        if self.buf.get().is_some() { None } else { self.bf16.as_ref() }
+    }
+
     /// The f32 values of a bf16-only tensor (bf16 to f32 is exact).
     fn widen(&self) -> Buffer<T> {
         let b = self.bf16.as_ref().expect("tensor without values");

@@ -1,7 +1,7 @@
 //! Repeating rows: tiling a per-example tensor over the K clusters (or importance samples), and
 //! adding a tensor with fewer rows to one with more.
 
-use cagem_kernels::broadcast::{add_tiled, fold_rows, tile_rows};
+use cagem_kernels::broadcast::{add_tiled, fold_rows, fold_rows_bf16, tile_rows};
 use cagem_kernels::{GradOut, Real};
 
 use crate::graph::{Backward, BackwardCx, Graph, Var};
@@ -22,7 +22,9 @@ impl<T: Real> Graph<T> {
         assert_eq!(self.shape(b).1, cols, "add_tiled: widths differ");
         let mut out = self.alloc(rows, cols);
         add_tiled(cols, self.value(a).buf(), self.value(b).buf(), out.buf_mut());
-        self.record(out, &[a, b], AddTiledBackward { a, b })
+        // The gradient passes to `a` unchanged: if a's producer reads it only as bf16, so can this.
+        let bf16_grad = self.bf16_products() && self.grad_read_as_bf16_only(a);
+        self.record(out, &[a, b], AddTiledBackward { a, b, bf16_grad })
     }
 }
 
@@ -39,10 +41,22 @@ impl<T: Real> Backward<T> for TileRowsBackward {
 struct AddTiledBackward {
     a: Var,
     b: Var,
+    /// g may come only as bf16 (under bf16 products, when a's producer reads it only so).
+    bf16_grad: bool,
 }
 
 impl<T: Real> Backward<T> for AddTiledBackward {
+    fn reads_grad_as_bf16_only(&self) -> bool {
+        self.bf16_grad
+    }
+
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
+        if let Some(g16) = g.bf16_only() {
+            // b's gradient sums bf16 values in f32, as a bf16 product would.
+            cx.pass(self.a, g);
+            cx.accumulate(self.b, |db| fold_rows_bf16(g.cols(), g16, db));
+            return;
+        }
         cx.pass(self.a, g);
         cx.accumulate(self.b, |db| fold_rows(g.cols(), g.buf(), db));
     }

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use cagem_kernels::broadcast::fold_rows;
-use cagem_kernels::gather::{gather_add_rows, pick, pick_backward, scatter_add_rows};
+use cagem_kernels::broadcast::{fold_rows, fold_rows_bf16};
+use cagem_kernels::gather::{gather_add_rows, pick, pick_backward, scatter_add_rows, scatter_add_rows_bf16};
 use cagem_kernels::{Indices, Real};
 
 use crate::graph::{Backward, BackwardCx, Graph, Var};
@@ -19,7 +19,10 @@ impl<T: Real> Graph<T> {
         assert_eq!(self.shape(table).1, cols, "gather_add_rows: widths differ");
         let mut out = self.alloc(idx.len(), cols);
         gather_add_rows(cols, self.value(a).buf(), self.value(table).buf(), idx, out.buf_mut());
-        self.record(out, &[a, table], GatherAddBackward { a, table, idx: idx.clone() })
+        // The gradient passes to `a` (folded over its repeats): if a's producer reads it only as
+        // bf16, so can this.
+        let bf16_grad = self.bf16_products() && self.grad_read_as_bf16_only(a);
+        self.record(out, &[a, table], GatherAddBackward { a, table, idx: idx.clone(), bf16_grad })
     }
 
     /// out[r] = x[r, idx[r]]: rows × 1.
@@ -36,11 +39,27 @@ struct GatherAddBackward {
     a: Var,
     table: Var,
     idx: Arc<Indices>,
+    /// g may come only as bf16 (under bf16 products, when a's producer reads it only so).
+    bf16_grad: bool,
 }
 
 impl<T: Real> Backward<T> for GatherAddBackward {
+    fn reads_grad_as_bf16_only(&self) -> bool {
+        self.bf16_grad
+    }
+
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let cols = g.cols();
+        if let Some(g16) = g.bf16_only() {
+            // Sums of bf16 values in f32, as a bf16 product (with one-hot rows, for the table) would.
+            if cx.value(self.a).rows() == g.rows() {
+                cx.pass(self.a, g);
+            } else {
+                cx.accumulate(self.a, |da| fold_rows_bf16(cols, g16, da));
+            }
+            cx.accumulate(self.table, |dt| scatter_add_rows_bf16(cols, g16, &self.idx, dt));
+            return;
+        }
         if cx.value(self.a).rows() == g.rows() {
             cx.pass(self.a, g);
         } else {
