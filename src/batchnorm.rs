@@ -121,7 +121,6 @@ pub fn forward_train_weighted<T: Real>(
     }
 }
 
-/// Inference-mode forward with running statistics.
 /// As [`forward_train_weighted`], writing y only rounded to bf16 (CPU, f32 only): for an output
 /// that only bf16 matrix products read, its f32 copy would be memory traffic nobody uses.
 pub fn forward_train_bf16_only<T: Real>(
@@ -155,6 +154,7 @@ pub fn forward_train_bf16_only<T: Real>(
     )
 }
 
+/// Inference-mode forward with running statistics.
 pub fn forward_eval<T: Real>(
     rows: usize,
     cols: usize,
@@ -422,8 +422,8 @@ pub mod cpu {
         }
     }
 
-    /// y = max(0?, x·scale + shift) per column; with `y16`, also y rounded to bf16, each row
-    /// while it is still in L1 (no second pass over y).
+    /// y = max(0?, x·scale + shift) per column; with `y16`, also y rounded to bf16, each task's
+    /// rows while they are still in L2 (no second pass over y from memory).
     fn apply_affine<T: Real>(
         cols: usize,
         x: &[T],

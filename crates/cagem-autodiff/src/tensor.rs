@@ -107,7 +107,7 @@ impl<T: Real> Tensor<T> {
     fn widen(&self) -> Buffer<T> {
         let b = self.bf16.as_ref().expect("tensor without values");
         WIDENED.fetch_add(1, Ordering::Relaxed);
-        let v: Vec<T> = b.iter().map(|&h| T::from_f64(f32::from_bits(u32::from(h) << 16) as f64)).collect();
+        let v: Vec<T> = b.iter().map(|&h| T::from_f64(f64::from(cagem_kernels::bf16::to_f32(h)))).collect();
         Buffer::from_slice(&Device::Cpu, &v)
     }
 
@@ -200,7 +200,7 @@ mod tests {
         let values = [1.0f32, -2.5, 3.0e-3, 7.0e4];
         let mut b = Bf16Buf::uninit(values.len());
         cagem_kernels::bf16::convert_serial(&values, &mut b);
-        let rounded: Vec<f32> = b.iter().map(|&h| f32::from_bits(u32::from(h) << 16)).collect();
+        let rounded: Vec<f32> = b.iter().map(|&h| cagem_kernels::bf16::to_f32(h)).collect();
         let before = widened_count();
         let t = Tensor::<f32>::from_bf16_only(2, 2, b);
         assert_eq!(t.device(), Device::Cpu);
