@@ -82,19 +82,27 @@ pub mod cpu {
     /// Elements per parallel task of `sum_squares` (fixed, so the summation order is too).
     const SUM_CHUNK: usize = 1 << 15;
 
-    pub fn sum_squares<T: Real>(x: &[T]) -> f64 {
-        let chunk = |c: &[T]| -> f64 {
-            let mut acc = [0.0f64; 8];
-            let mut it = c.chunks_exact(8);
-            for l in &mut it {
-                for (a, v) in acc.iter_mut().zip(l) {
-                    let v = v.as_f64();
-                    *a += v * v;
-                }
+    widened! {
+        /// Σ x² of one chunk in f64, in eight interleaved partial sums (a fixed order).
+        pub(super) fn chunk_sum_squares<T: Real>(c: &[T]) -> f64 => chunk_sum_squares_body
+    }
+
+    #[inline(always)]
+    pub(super) fn chunk_sum_squares_body<T: Real>(c: &[T]) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let mut it = c.chunks_exact(8);
+        for l in &mut it {
+            for (a, v) in acc.iter_mut().zip(l) {
+                let v = v.as_f64();
+                *a += v * v;
             }
-            let tail: f64 = it.remainder().iter().map(|v| v.as_f64() * v.as_f64()).sum();
-            acc.iter().sum::<f64>() + tail
-        };
+        }
+        let tail: f64 = it.remainder().iter().map(|v| v.as_f64() * v.as_f64()).sum();
+        acc.iter().sum::<f64>() + tail
+    }
+
+    pub fn sum_squares<T: Real>(x: &[T]) -> f64 {
+        let chunk = chunk_sum_squares::<T>;
         if x.len() <= SUM_CHUNK {
             return chunk(x);
         }
@@ -221,11 +229,11 @@ mod cuda {
 
 #[cfg(test)]
 mod tests {
-    use super::cpu::{Coeffs, update, update_body};
+    use super::cpu::{Coeffs, chunk_sum_squares, chunk_sum_squares_body, update, update_body};
 
-    /// The AVX2 twin of the update (where this CPU has AVX2) gives the baseline's bits.
+    /// The AVX2 twins of the update and of Σg² (where this CPU has AVX2) give the baseline's bits.
     #[test]
-    fn wide_update_matches_the_baseline_bit_for_bit() {
+    fn wide_loops_match_the_baseline_bit_for_bit() {
         let mut rng = crate::rng::HostRng::new(5, 0);
         let mut v = |s: f64, off: f64| -> Vec<f32> { (0..1001).map(|_| ((rng.next_f64() - off) * s) as f32).collect() };
         let (p, g, m, sq) = (v(2.0, 0.5), v(1e-2, 0.5), v(1e-2, 0.5), v(1e-4, 0.0));
@@ -236,5 +244,6 @@ mod tests {
         update_body(&k, &mut pb, &g, &mut mb, &mut vb);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!((bits(&pa), bits(&ma), bits(&va)), (bits(&pb), bits(&mb), bits(&vb)));
+        assert_eq!(chunk_sum_squares(&g).to_bits(), chunk_sum_squares_body(&g).to_bits(), "sum of squares");
     }
 }

@@ -18,18 +18,21 @@ pub fn avx2_fma() -> bool {
     }
 }
 
-/// `widened!(fn name<T: Bound>(args) => body)` defines `name`, which calls `body(args)` compiled
+/// `widened!(fn name<T: Bound>(args) [-> R] => body)` defines `name`, which calls `body(args)` compiled
 /// with AVX2 + FMA enabled where the CPU has them, and as built otherwise. `body` should be
 /// `#[inline(always)]` so that its loops are compiled inside the wide twin.
 macro_rules! widened {
     ($(#[$m:meta])* $vis:vis fn $name:ident<$T:ident: $B:path>($($a:ident: $t:ty),* $(,)?) => $body:path) => {
+        $crate::wide::widened! { $(#[$m])* $vis fn $name<$T: $B>($($a: $t),*) -> () => $body }
+    };
+    ($(#[$m:meta])* $vis:vis fn $name:ident<$T:ident: $B:path>($($a:ident: $t:ty),* $(,)?) -> $r:ty => $body:path) => {
         $(#[$m])*
-        $vis fn $name<$T: $B>($($a: $t),*) {
+        $vis fn $name<$T: $B>($($a: $t),*) -> $r {
             #[cfg(target_arch = "x86_64")]
             {
                 $(#[$m])*
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn wide<$T: $B>($($a: $t),*) {
+                unsafe fn wide<$T: $B>($($a: $t),*) -> $r {
                     $body($($a),*)
                 }
                 if $crate::wide::avx2_fma() {
