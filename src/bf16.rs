@@ -20,6 +20,12 @@ pub fn to_f32(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
+/// The value a bf16 pattern stands for, as a T (exact for f32 and f64).
+#[inline(always)]
+pub fn widen<T: crate::Real>(h: u16) -> T {
+    T::from_f64(f64::from(to_f32(h)))
+}
+
 /// Rounds `src` into `dst` (same length), in parallel for long inputs.
 pub fn convert(src: &[f32], dst: &mut [u16]) {
     assert_eq!(src.len(), dst.len(), "bf16::convert: lengths differ");

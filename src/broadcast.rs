@@ -47,8 +47,7 @@ pub fn fold_rows<T: Real>(cols: usize, g: &Buffer<T>, out: GradOut<Buffer<T>>) {
 /// As [`fold_rows`] from a gradient that exists only rounded to bf16 (CPU only; sums in T).
 pub fn fold_rows_bf16<T: Real>(cols: usize, g: &[u16], out: GradOut<Buffer<T>>) {
     check_period(cols, out.buf.len(), g.len(), "fold_rows");
-    let widen = |h: u16| T::from_f64(f64::from(crate::bf16::to_f32(h)));
-    cpu::fold_rows_of(cols, g, widen, out.host())
+    cpu::fold_rows_of(cols, g, crate::bf16::widen::<T>, out.host())
 }
 
 /// out[r] = Σ_c x[r, c].

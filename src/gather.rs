@@ -36,8 +36,7 @@ pub fn scatter_add_rows<T: Real>(cols: usize, g: &Buffer<T>, idx: &Indices, dtab
 /// As [`scatter_add_rows`] from a gradient that exists only rounded to bf16 (CPU only; sums in T).
 pub fn scatter_add_rows_bf16<T: Real>(cols: usize, g: &[u16], idx: &Indices, dtable: GradOut<Buffer<T>>) {
     assert_eq!(g.len(), idx.len() * cols, "scatter_add_rows: gradient shape");
-    let widen = |h: u16| T::from_f64(f64::from(crate::bf16::to_f32(h)));
-    cpu::scatter_add_rows_of(cols, g, widen, idx.host(), dtable.host())
+    cpu::scatter_add_rows_of(cols, g, crate::bf16::widen::<T>, idx.host(), dtable.host())
 }
 
 pub fn pick<T: Real>(cols: usize, x: &Buffer<T>, idx: &Indices, out: &mut Buffer<T>) {

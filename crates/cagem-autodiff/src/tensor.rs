@@ -107,7 +107,7 @@ impl<T: Real> Tensor<T> {
     fn widen(&self) -> Buffer<T> {
         let b = self.bf16.as_ref().expect("tensor without values");
         WIDENED.fetch_add(1, Ordering::Relaxed);
-        let v: Vec<T> = b.iter().map(|&h| T::from_f64(f64::from(cagem_kernels::bf16::to_f32(h)))).collect();
+        let v: Vec<T> = b.iter().map(|&h| cagem_kernels::bf16::widen(h)).collect();
         Buffer::from_slice(&Device::Cpu, &v)
     }
 

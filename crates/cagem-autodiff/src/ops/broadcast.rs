@@ -51,13 +51,11 @@ impl<T: Real> Backward<T> for AddTiledBackward {
     }
 
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
-        if let Some(g16) = g.bf16_only() {
-            // b's gradient sums bf16 values in f32, as a bf16 product would.
-            cx.pass(self.a, g);
-            cx.accumulate(self.b, |db| fold_rows_bf16(g.cols(), g16, db));
-            return;
-        }
         cx.pass(self.a, g);
-        cx.accumulate(self.b, |db| fold_rows(g.cols(), g.buf(), db));
+        // A bf16-only g is summed as bf16 values in f32, as a bf16 product would.
+        cx.accumulate(self.b, |db| match g.bf16_only() {
+            Some(h) => fold_rows_bf16(g.cols(), h, db),
+            None => fold_rows(g.cols(), g.buf(), db),
+        });
     }
 }

@@ -50,22 +50,21 @@ impl<T: Real> Backward<T> for GatherAddBackward {
 
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let cols = g.cols();
-        if let Some(g16) = g.bf16_only() {
-            // Sums of bf16 values in f32, as a bf16 product (with one-hot rows, for the table) would.
-            if cx.value(self.a).rows() == g.rows() {
-                cx.pass(self.a, g);
-            } else {
-                cx.accumulate(self.a, |da| fold_rows_bf16(cols, g16, da));
-            }
-            cx.accumulate(self.table, |dt| scatter_add_rows_bf16(cols, g16, &self.idx, dt));
-            return;
-        }
+        // A bf16-only g is summed as bf16 values in f32, as a bf16 product (with one-hot rows,
+        // for the table) would.
+        let g16 = g.bf16_only();
         if cx.value(self.a).rows() == g.rows() {
             cx.pass(self.a, g);
         } else {
-            cx.accumulate(self.a, |da| fold_rows(cols, g.buf(), da));
+            cx.accumulate(self.a, |da| match g16 {
+                Some(h) => fold_rows_bf16(cols, h, da),
+                None => fold_rows(cols, g.buf(), da),
+            });
         }
-        cx.accumulate(self.table, |dt| scatter_add_rows(cols, g.buf(), &self.idx, dt));
+        cx.accumulate(self.table, |dt| match g16 {
+            Some(h) => scatter_add_rows_bf16(cols, h, &self.idx, dt),
+            None => scatter_add_rows(cols, g.buf(), &self.idx, dt),
+        });
     }
 }
 
