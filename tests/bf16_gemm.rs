@@ -5,7 +5,7 @@
 mod common;
 
 use cagem_kernels::bf16::{self, Bf16Buf};
-use cagem_kernels::gemm::{GemmShape, Trans, gemm_bf16};
+use cagem_kernels::gemm::{GemmShape, Trans, gemm_bf16, runs_transposed};
 use cagem_kernels::onednn;
 use common::Gen;
 
@@ -52,12 +52,14 @@ fn bf16_gemm_every_transpose_against_f64() {
         return;
     }
     let mut rnd = Gen::new();
+    // Narrow Aᵀ·B products run as (Bᵀ·A)ᵀ (gemm::runs_transposed): 129×5 and 1031×10 here.
+    assert!(runs_transposed(GemmShape::new(1031, 10, 213, Trans::T, Trans::N)));
     // Products of ≥ 2 MFLOP are cut into blocks of rows, one per thread (onednn::matmul): the
     // larger shapes here are cut, evenly or not, by pools of 2 and 3 threads; 1 thread runs whole.
     for threads in [1, 2, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
         pool.install(|| {
-            for (m, n, k) in [(37, 53, 29), (1, 7, 300), (64, 33, 1000), (129, 5, 2), (301, 67, 129)] {
+            for (m, n, k) in [(37, 53, 29), (1, 7, 300), (64, 33, 1000), (129, 5, 2), (301, 67, 129), (1031, 10, 213)] {
                 for ta in [Trans::N, Trans::T] {
                     for tb in [Trans::N, Trans::T] {
                         check_product(&mut rnd, GemmShape::new(m, n, k, ta, tb), threads);
