@@ -32,6 +32,18 @@ pub fn train_step<T: Real>(
     lr: f64,
     noise: &mut NoiseStreams,
 ) -> Result<StepScalars> {
+    cagem_kernels::par::with_workers_awake(|| step(model, adam, x_u, labelled, weights, lr, noise))
+}
+
+fn step<T: Real>(
+    model: &mut Cagem<T>,
+    adam: &mut Adam<T>,
+    x_u: &Tensor<T>,
+    labelled: Option<(&Tensor<T>, &[u32])>,
+    weights: LossWeights,
+    lr: f64,
+    noise: &mut NoiseStreams,
+) -> Result<StepScalars> {
     let dev = x_u.device();
     // The forward pass folds batch statistics into the running ones in place; holding the old
     // tensors (shared, so the update copies them) lets a skipped step put them back.
