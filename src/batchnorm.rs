@@ -81,27 +81,22 @@ pub fn forward_train_weighted<T: Real>(
     rstd: &mut Buffer<T>,
     running: Option<RunningStats<Buffer<T>>>,
 ) {
-    check_weights(rows, weights);
+    check_train(rows, cols, x, weights, &affine, mean, rstd, &running);
     if let Some(h) = &y_bf16 {
         assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
     }
-    check(rows, cols, x.len(), &affine);
     assert_eq!(y.len(), rows * cols, "batchnorm: output shape");
-    assert!(mean.len() == cols && rstd.len() == cols, "batchnorm: statistics length");
-    if let Some(r) = &running {
-        assert!(r.mean.len() == cols && r.var.len() == cols, "batchnorm: running statistics length");
-    }
     match y {
-        Buffer::Host(y) => cpu::forward_train(
+        Buffer::Host(y) => host_forward_train(
             rows,
             cols,
-            x.host(),
-            weights.map(|w| w.host()),
-            host_affine(&affine),
+            x,
+            weights,
+            affine,
             cpu::Output::F32 { y, bf16: y_bf16 },
-            mean.host_mut(),
-            rstd.host_mut(),
-            running.map(|r| RunningStats { mean: r.mean.host_mut(), var: r.var.host_mut(), momentum: r.momentum }),
+            mean,
+            rstd,
+            running,
         ),
         #[cfg(feature = "cuda")]
         Buffer::Cuda(y) => {
@@ -134,20 +129,51 @@ pub fn forward_train_bf16_only<T: Real>(
     rstd: &mut Buffer<T>,
     running: Option<RunningStats<Buffer<T>>>,
 ) {
-    check_weights(rows, weights);
-    check(rows, cols, x.len(), &affine);
+    check_train(rows, cols, x, weights, &affine, mean, rstd, &running);
     assert_eq!(y_bf16.len(), rows * cols, "batchnorm: bf16 output shape");
+    host_forward_train(rows, cols, x, weights, affine, cpu::Output::Bf16Only(y_bf16), mean, rstd, running)
+}
+
+/// The checks a training-mode forward makes whatever it writes.
+#[allow(clippy::too_many_arguments)]
+fn check_train<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    weights: Option<&Buffer<T>>,
+    affine: &BnAffine<Buffer<T>>,
+    mean: &Buffer<T>,
+    rstd: &Buffer<T>,
+    running: &Option<RunningStats<Buffer<T>>>,
+) {
+    check_weights(rows, weights);
+    check(rows, cols, x.len(), affine);
     assert!(mean.len() == cols && rstd.len() == cols, "batchnorm: statistics length");
-    if let Some(r) = &running {
+    if let Some(r) = running {
         assert!(r.mean.len() == cols && r.var.len() == cols, "batchnorm: running statistics length");
     }
+}
+
+/// A training-mode forward on the CPU into `y` (checked by the caller).
+#[allow(clippy::too_many_arguments)]
+fn host_forward_train<T: Real>(
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    weights: Option<&Buffer<T>>,
+    affine: BnAffine<Buffer<T>>,
+    y: cpu::Output<'_, T>,
+    mean: &mut Buffer<T>,
+    rstd: &mut Buffer<T>,
+    running: Option<RunningStats<Buffer<T>>>,
+) {
     cpu::forward_train(
         rows,
         cols,
         x.host(),
         weights.map(|w| w.host()),
         host_affine(&affine),
-        cpu::Output::Bf16Only(y_bf16),
+        y,
         mean.host_mut(),
         rstd.host_mut(),
         running.map(|r| RunningStats { mean: r.mean.host_mut(), var: r.var.host_mut(), momentum: r.momentum }),
@@ -455,14 +481,14 @@ pub mod cpu {
         Bf16Only(&'a mut [u16]),
     }
 
-    /// y = max(0?, x·scale + shift) rounded to bf16 only, each row through a scratch row in L1.
-    fn apply_affine_bf16_only<T: Real>(cols: usize, x: &[T], scale: &[T], shift: &[T], relu: bool, y16: &mut [u16]) {
-        for_row_chunks(y16, cols, |row0, chunk| {
-            let xs = &x[row0 * cols..row0 * cols + chunk.len()];
-            let mut row = vec![T::zero(); cols];
-            for (h, xr) in chunk.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
-                affine_row(xr, scale, shift, relu, &mut row);
-                crate::bf16::convert_serial(bytemuck::cast_slice(&row), h);
+    /// Writes every row of `h` (rows of `cols`) only rounded to bf16: `row(r, out)` computes row
+    /// r into a scratch row (in L1), which is rounded from there. T is f32 (callers assert it).
+    fn rows_rounded<T: Real>(cols: usize, h: &mut [u16], row: impl Fn(usize, &mut [T]) + Sync + Send) {
+        for_row_chunks(h, cols, |row0, chunk| {
+            let mut scratch = vec![T::zero(); cols];
+            for (i, hr) in chunk.chunks_exact_mut(cols).enumerate() {
+                row(row0 + i, &mut scratch);
+                crate::bf16::convert_serial(bytemuck::cast_slice(&scratch), hr);
             }
         });
     }
@@ -532,7 +558,9 @@ pub mod cpu {
         }
         match y {
             Output::F32 { y, bf16 } => apply_affine(cols, x, &scale, &offset, affine.relu, y, bf16),
-            Output::Bf16Only(h) => apply_affine_bf16_only(cols, x, &scale, &offset, affine.relu, h),
+            Output::Bf16Only(h) => rows_rounded(cols, h, |r, yr| {
+                affine_row(&x[r * cols..(r + 1) * cols], &scale, &offset, affine.relu, yr)
+            }),
         }
         if let Some(run) = running {
             let m = run.momentum;
@@ -737,18 +765,11 @@ pub mod cpu {
                 dx_f32(cols, g, x, weights, relu, &c, &mean_g, &mean_gx, dx, dx16)
             }
             (None, Some(h)) => {
-                // Only the bf16 copy: each row through a scratch row in L1.
                 let (mean_g, mean_gx) = means();
-                for_row_chunks(h, cols, |row0, chunk| {
-                    let off = row0 * cols;
-                    let (gs, xs) = (&g[off..off + chunk.len()], &x[off..off + chunk.len()]);
-                    let mut dr = vec![T::zero(); cols];
-                    let rows_here = chunk.chunks_exact_mut(cols).zip(gs.chunks_exact(cols)).zip(xs.chunks_exact(cols));
-                    for (i, ((hr, gr), xr)) in rows_here.enumerate() {
-                        let w = weights.map_or(T::one(), |w| w[row0 + i]);
-                        dx_row(&mut dr, gr, xr, w, &c, &mean_g, &mean_gx, relu, false);
-                        crate::bf16::convert_serial(bytemuck::cast_slice(&dr), hr);
-                    }
+                rows_rounded(cols, h, |r, dr| {
+                    let (gr, xr) = (&g[r * cols..(r + 1) * cols], &x[r * cols..(r + 1) * cols]);
+                    let w = weights.map_or(T::one(), |w| w[r]);
+                    dx_row(dr, gr, xr, w, &c, &mean_g, &mean_gx, relu, false)
                 });
             }
             (None, None) => {}

@@ -2,7 +2,7 @@
 //! adding a tensor with fewer rows to one with more.
 
 use cagem_kernels::broadcast::{add_tiled, fold_rows, fold_rows_bf16, tile_rows};
-use cagem_kernels::{GradOut, Real};
+use cagem_kernels::{Buffer, GradOut, Real};
 
 use crate::graph::{Backward, BackwardCx, Graph, Var};
 use crate::tensor::Tensor;
@@ -52,10 +52,15 @@ impl<T: Real> Backward<T> for AddTiledBackward {
 
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         cx.pass(self.a, g);
-        // A bf16-only g is summed as bf16 values in f32, as a bf16 product would.
-        cx.accumulate(self.b, |db| match g.bf16_only() {
-            Some(h) => fold_rows_bf16(g.cols(), h, db),
-            None => fold_rows(g.cols(), g.buf(), db),
-        });
+        cx.accumulate(self.b, |db| fold_grad_rows(g, db));
+    }
+}
+
+/// g's rows folded onto out's (row r into row r mod out's rows). A bf16-only g is summed as
+/// its bf16 values in f32, as a bf16 product would.
+pub(crate) fn fold_grad_rows<T: Real>(g: &Tensor<T>, out: GradOut<'_, Buffer<T>>) {
+    match g.bf16_only() {
+        Some(h) => fold_rows_bf16(g.cols(), h, out),
+        None => fold_rows(g.cols(), g.buf(), out),
     }
 }

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use cagem_kernels::broadcast::{fold_rows, fold_rows_bf16};
 use cagem_kernels::gather::{gather_add_rows, pick, pick_backward, scatter_add_rows, scatter_add_rows_bf16};
 use cagem_kernels::{Indices, Real};
 
+use super::broadcast::fold_grad_rows;
 use crate::graph::{Backward, BackwardCx, Graph, Var};
 use crate::tensor::Tensor;
 
@@ -50,18 +50,13 @@ impl<T: Real> Backward<T> for GatherAddBackward {
 
     fn backward(&self, cx: &mut BackwardCx<'_, T>, g: &Tensor<T>) {
         let cols = g.cols();
-        // A bf16-only g is summed as bf16 values in f32, as a bf16 product (with one-hot rows,
-        // for the table) would.
-        let g16 = g.bf16_only();
         if cx.value(self.a).rows() == g.rows() {
             cx.pass(self.a, g);
         } else {
-            cx.accumulate(self.a, |da| match g16 {
-                Some(h) => fold_rows_bf16(cols, h, da),
-                None => fold_rows(cols, g.buf(), da),
-            });
+            cx.accumulate(self.a, |da| fold_grad_rows(g, da));
         }
-        cx.accumulate(self.table, |dt| match g16 {
+        // A bf16-only g is summed as bf16 values in f32, as a bf16 product with one-hot rows would.
+        cx.accumulate(self.table, |dt| match g.bf16_only() {
             Some(h) => scatter_add_rows_bf16(cols, h, &self.idx, dt),
             None => scatter_add_rows(cols, g.buf(), &self.idx, dt),
         });
