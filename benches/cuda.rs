@@ -148,7 +148,15 @@ mod gpu {
         let (mut p, g, mut m, mut v) = (randn(dev, n, 15), randn(dev, n, 16), randn(dev, n, 17), uniform(dev, n, 18));
         let ms = time_ms(dev, || {
             adam::step(
-                adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 5, grad_scale: 1.0 },
+                adam::AdamStep {
+                    lr: 1e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    t: 5,
+                    grad_scale: 1.0,
+                    clip: f64::INFINITY,
+                },
                 &mut p,
                 &g,
                 &mut m,

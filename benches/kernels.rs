@@ -334,7 +334,15 @@ fn bench_data_and_update(c: &mut Criterion) {
     g.bench_function("adam 6.84M params", |bch| {
         bch.iter(|| {
             adam::step(
-                adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 10, grad_scale: 1.0 },
+                adam::AdamStep {
+                    lr: 1e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    t: 10,
+                    grad_scale: 1.0,
+                    clip: f64::INFINITY,
+                },
                 &mut p,
                 black_box(&gr),
                 &mut m,

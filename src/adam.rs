@@ -1,7 +1,8 @@
 //! The Adam update (Kingma & Ba), in place, with bias correction:
 //!   m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − lr·m̂/(√v̂ + ε),
 //!   m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ), t = 1, 2, … the step number,
-//! with g scaled by `grad_scale` (global-norm clipping; exactly 1 when off). Beside it, the pass
+//! with g scaled by `grad_scale` (global-norm clipping; exactly 1 when off), then clamped to
+//! ±`clip` (element-wise clipping; +∞ when off, which leaves every finite g as it is). Beside it, the pass
 //! that decides whether a step may happen at all: Σ g² over every gradient (global norm, and
 //! non-finite iff some element is NaN or ±∞).
 
@@ -19,6 +20,8 @@ pub struct AdamStep {
     pub t: u64,
     /// Factor applied to every gradient element (clipping); 1 leaves the update unchanged.
     pub grad_scale: f64,
+    /// Bound on every scaled gradient element, g ← clamp(g, −clip, clip); +∞ leaves it unchanged.
+    pub clip: f64,
 }
 
 impl AdamStep {
@@ -114,11 +117,12 @@ pub mod cpu {
         let (lr_t, eps_t) = h.corrected();
         let (b1, b2) = (T::c(h.beta1), T::c(h.beta2));
         let scale = T::c(h.grad_scale);
+        let clip = T::c(h.clip);
         let (lr_t, eps_t) = (T::c(lr_t), T::c(eps_t));
         let mp = crate::broadcast::cpu::SendPtr(m.as_mut_ptr());
         let vp = crate::broadcast::cpu::SendPtr(v.as_mut_ptr());
         let hp = p16.map(|h| crate::broadcast::cpu::SendPtr(h.as_mut_ptr()));
-        let k = Coeffs { b1, b2, scale, lr_t, eps_t };
+        let k = Coeffs { b1, b2, scale, clip, lr_t, eps_t };
         for_elems(p, 4, |start, ps| {
             // SAFETY: m and v have p's length; chunks of p map to disjoint ranges of them.
             let (ms, vs) = unsafe {
@@ -155,6 +159,7 @@ pub mod cpu {
         pub(super) b1: T,
         pub(super) b2: T,
         pub(super) scale: T,
+        pub(super) clip: T,
         pub(super) lr_t: T,
         pub(super) eps_t: T,
     }
@@ -166,9 +171,17 @@ pub mod cpu {
 
     #[inline(always)]
     pub(super) fn update_body<T: Real>(k: &Coeffs<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
-        let Coeffs { b1, b2, scale, lr_t, eps_t } = *k;
+        let Coeffs { b1, b2, scale, clip, lr_t, eps_t } = *k;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
             let g = g * scale;
+            // Comparisons, not min/max: with clip = +∞ every finite g passes bit for bit.
+            let g = if g > clip {
+                clip
+            } else if g < -clip {
+                -clip
+            } else {
+                g
+            };
             *m = b1 * *m + (T::one() - b1) * g;
             *v = b2 * *v + (T::one() - b2) * g * g;
             *p = *p - lr_t * *m / (v.sqrt() + eps_t);
@@ -194,6 +207,7 @@ mod cuda {
         let (lr_t, eps_t) = h.corrected();
         let (n, b1, b2, lr_t, eps_t) = (p.len() as u64, T::c(h.beta1), T::c(h.beta2), T::c(lr_t), T::c(eps_t));
         let scale = T::c(h.grad_scale);
+        let clip = T::c(h.clip);
         launch!(
             dev,
             kname::<T>("adam"),
@@ -207,7 +221,8 @@ mod cuda {
             &b2,
             &lr_t,
             &eps_t,
-            &scale
+            &scale,
+            &clip
         );
     }
 
@@ -237,7 +252,7 @@ mod tests {
         let mut rng = crate::rng::HostRng::new(5, 0);
         let mut v = |s: f64, off: f64| -> Vec<f32> { (0..1001).map(|_| ((rng.next_f64() - off) * s) as f32).collect() };
         let (p, g, m, sq) = (v(2.0, 0.5), v(1e-2, 0.5), v(1e-2, 0.5), v(1e-4, 0.0));
-        let k = Coeffs { b1: 0.9f32, b2: 0.999, scale: 0.5, lr_t: 1e-3, eps_t: 1e-8 };
+        let k = Coeffs { b1: 0.9f32, b2: 0.999, scale: 0.5, clip: 3e-3, lr_t: 1e-3, eps_t: 1e-8 };
         let (mut pa, mut ma, mut va) = (p.clone(), m.clone(), sq.clone());
         let (mut pb, mut mb, mut vb) = (p, m, sq);
         update(&k, &mut pa, &g, &mut ma, &mut va);

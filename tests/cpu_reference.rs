@@ -644,7 +644,8 @@ fn adam_grad_scale_equals_a_scaled_gradient() {
     let mut rnd = Gen::new();
     let n = 70_001;
     let (p, g, m, v) = (rnd.normal(n, 1.0), rnd.normal(n, 1.0), rnd.normal(n, 0.1), rnd.uniform(n));
-    let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 3, grad_scale: 0.25 };
+    let h =
+        adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 3, grad_scale: 0.25, clip: f64::INFINITY };
     let (mut pa, mut ma, mut va) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
     adam::step(h, &mut pa, &buf(&g), &mut ma, &mut va);
     let g4: Vec<f64> = g.iter().map(|x| x * 0.25).collect();
@@ -656,11 +657,42 @@ fn adam_grad_scale_equals_a_scaled_gradient() {
 }
 
 #[test]
+fn adam_clip_equals_a_clamped_gradient_and_infinity_changes_nothing() {
+    let mut rnd = Gen::new();
+    let n = 70_001;
+    let (p, g, m, v) = (rnd.normal(n, 1.0), rnd.normal(n, 1.0), rnd.normal(n, 0.1), rnd.uniform(n));
+    let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 3, grad_scale: 0.5, clip: 0.3 };
+    let (mut pa, mut ma, mut va) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
+    adam::step(h, &mut pa, &buf(&g), &mut ma, &mut va);
+    let clamped: Vec<f64> = g.iter().map(|x| (x * 0.5).clamp(-0.3, 0.3)).collect();
+    assert!(clamped.iter().filter(|x| x.abs() == 0.3).count() > n / 10, "the test must clip some elements");
+    let unclipped = adam::AdamStep { grad_scale: 1.0, clip: f64::INFINITY, ..h };
+    let (mut pb, mut mb, mut vb) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
+    adam::step(unclipped, &mut pb, &buf(&clamped), &mut mb, &mut vb);
+    assert_eq!((vals(&pa), vals(&ma), vals(&va)), (vals(&pb), vals(&mb), vals(&vb)));
+    // +∞ leaves the update bit for bit as a bound of the largest magnitude would.
+    let big = adam::AdamStep { clip: 1e300, ..unclipped };
+    let (mut pc, mut mc, mut vc) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
+    let (mut pd, mut md, mut vd) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
+    adam::step(unclipped, &mut pc, &buf(&g), &mut mc, &mut vc);
+    adam::step(big, &mut pd, &buf(&g), &mut md, &mut vd);
+    assert_eq!((vals(&pc), vals(&mc), vals(&vc)), (vals(&pd), vals(&md), vals(&vd)));
+}
+
+#[test]
 fn adam_matches_the_textbook_update() {
     let mut rnd = Gen::new();
     for n in [1, 7, 100_000] {
         let (p, g, m, v) = (rnd.normal(n, 1.0), rnd.normal(n, 1.0), rnd.normal(n, 0.1), rnd.uniform(n));
-        let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 7, grad_scale: 1.0 };
+        let h = adam::AdamStep {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: 7,
+            grad_scale: 1.0,
+            clip: f64::INFINITY,
+        };
         let (mut pb, mut mb, mut vb) = (buf::<f64>(&p), buf::<f64>(&m), buf::<f64>(&v));
         adam::step(h, &mut pb, &buf(&g), &mut mb, &mut vb);
         let mut want = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);

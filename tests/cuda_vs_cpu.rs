@@ -475,7 +475,15 @@ fn elementwise_case<T: Real>(gpu: &Device, r: &mut Gen) {
         let g = pair::<T>(gpu, &r.normal(n, 1.0));
         let (mut p, mut m, mut v) =
             (pair::<T>(gpu, &r.normal(n, 1.0)), pair::<T>(gpu, &r.normal(n, 0.1)), pair::<T>(gpu, &r.uniform(n)));
-        let h = adam::AdamStep { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 11, grad_scale: 1.0 };
+        let h = adam::AdamStep {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: 11,
+            grad_scale: 1.0,
+            clip: f64::INFINITY,
+        };
         adam::step(h, &mut p.cpu, &g.cpu, &mut m.cpu, &mut v.cpu);
         adam::step(h, &mut p.gpu, &g.gpu, &mut m.gpu, &mut v.gpu);
         check("adam p", &p, tol::<T>(), r.seed);
@@ -486,6 +494,11 @@ fn elementwise_case<T: Real>(gpu: &Device, r: &mut Gen) {
         adam::step(h, &mut p.gpu, &g.gpu, &mut m.gpu, &mut v.gpu);
         check("adam p, scaled gradient", &p, tol::<T>(), r.seed);
         check("adam m, scaled gradient", &m, tol::<T>(), r.seed);
+        let h = adam::AdamStep { clip: 0.5, t: 13, ..h };
+        adam::step(h, &mut p.cpu, &g.cpu, &mut m.cpu, &mut v.cpu);
+        adam::step(h, &mut p.gpu, &g.gpu, &mut m.gpu, &mut v.gpu);
+        check("adam p, clipped gradient", &p, tol::<T>(), r.seed);
+        check("adam v, clipped gradient", &v, tol::<T>(), r.seed);
         // The gradient norm and finiteness pass, over several buffers at once.
         let (a2, b2) = (pair::<T>(gpu, &r.normal(7, 1.0)), pair::<T>(gpu, &r.normal(1, 1.0)));
         let cpu = adam::sum_squares(&[&g.cpu, &a2.cpu, &b2.cpu]);

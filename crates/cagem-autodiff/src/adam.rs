@@ -17,6 +17,8 @@ pub struct Adam<T: Real> {
     pub t: u64,
     /// Global gradient-norm clipping: gradients are scaled by min(1, c/‖g‖) (off: None).
     pub clip_norm: Option<f64>,
+    /// Element-wise clipping after the norm's: every gradient element to ±V (off: None).
+    pub clip_value: Option<f64>,
     /// Also write each updated parameter rounded to bf16 (for bf16 matrix products; f32 on the
     /// CPU only), so the next step need not round the weights in a pass of its own.
     pub bf16_weights: bool,
@@ -36,7 +38,16 @@ pub struct StepOutcome {
 impl<T: Real> Adam<T> {
     /// The usual defaults: β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
     pub fn new() -> Self {
-        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, clip_norm: None, bf16_weights: false, moments: Vec::new() }
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: 0,
+            clip_norm: None,
+            clip_value: None,
+            bf16_weights: false,
+            moments: Vec::new(),
+        }
     }
 
     /// One update of every parameter that has a gradient, with learning rate `lr`, if every
@@ -54,7 +65,15 @@ impl<T: Real> Adam<T> {
             _ => 1.0,
         };
         self.t += 1;
-        let h = AdamStep { lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, t: self.t, grad_scale };
+        let h = AdamStep {
+            lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            t: self.t,
+            grad_scale,
+            clip: self.clip_value.unwrap_or(f64::INFINITY),
+        };
         if self.moments.len() < store.len() {
             self.moments.resize_with(store.len(), || None);
         }

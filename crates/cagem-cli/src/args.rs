@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use cagem::deviation::Deviation;
+
+use crate::ranges;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
@@ -12,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "cagem", version, about, long_about = None)]
 pub struct Cli {
     /// Worker threads for the CPU kernels (default: all cores).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true, value_parser = ranges::threads)]
     pub threads: Option<usize>,
 
     #[command(subcommand)]
@@ -111,25 +113,25 @@ pub struct TrainArgs {
     pub standardize: bool,
     /// Hold out this fraction of the training set (chosen with --seed) as the test set, for data
     /// without test_x.npy.
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = ranges::open_fraction)]
     pub valid_fraction: Option<f64>,
     /// Labelled training examples, spread evenly over the classes (0: unsupervised CaGeM-0).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub labels: usize,
     /// Number of clusters K (values of y); with labels, at least the number of classes.
-    #[arg(long, default_value_t = 10, value_name = "K")]
+    #[arg(long, default_value_t = 10, value_name = "K", allow_negative_numbers = true, value_parser = ranges::latent)]
     pub clusters: usize,
     /// Training epochs (passes over the unlabelled data).
-    #[arg(long, default_value_t = 1000, value_name = "E")]
+    #[arg(long, default_value_t = 1000, value_name = "E", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub epochs: usize,
     /// Unlabelled examples per step.
-    #[arg(long, default_value_t = 100, value_name = "B")]
+    #[arg(long, default_value_t = 100, value_name = "B", allow_negative_numbers = true, value_parser = ranges::batch)]
     pub batch: usize,
     /// Labelled examples per step (all of them when there are fewer).
-    #[arg(long, default_value_t = 100, value_name = "B")]
+    #[arg(long, default_value_t = 100, value_name = "B", allow_negative_numbers = true, value_parser = ranges::batch)]
     pub labelled_batch: usize,
-    /// Epochs of KL warm-up (temperature from 0 to 1).
-    #[arg(long, default_value_t = 100.0, value_name = "EPOCHS")]
+    /// Epochs of KL warm-up (temperature from 0 to 1; 0: none).
+    #[arg(long, default_value_t = 100.0, value_name = "EPOCHS", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub warmup: f64,
     /// Seed of everything random: initial weights, labelled subset, order, binarisation, noise.
     #[arg(long, default_value_t = 0, value_name = "S")]
@@ -147,19 +149,19 @@ pub struct TrainArgs {
     pub device: DeviceArgs,
     /// Base learning rate of Adam (the rate is lr·0.75^⌊epoch/50⌋). With --resume it replaces
     /// the run's base rate from the resumed epoch on (the decay keeps its place in the schedule).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true, value_parser = ranges::learning_rate)]
     pub lr: f64,
     /// Clip the gradients to this global L2 norm before Adam, as the authors' public code
     /// (SDGM, parmesan, LVAE) does; off by default: a deviation from the paper, which does not
     /// mention clipping.
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", allow_negative_numbers = true, value_parser = ranges::positive)]
     pub clip_norm: Option<f64>,
     /// Stop after this many consecutive steps with a non-finite loss or gradient (each such step
     /// is skipped: it changes nothing; skipped steps are counted in metrics.jsonl).
-    #[arg(long, default_value_t = 20, value_name = "N")]
+    #[arg(long, default_value_t = 20, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub max_skips: usize,
     /// β of the labelled weight α = β·(N_u + N_l)/N_l.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true, value_parser = ranges::beta)]
     pub beta: f64,
     /// DEVIATION from the paper, for ablations; repeat for several, none by default. Saved with
     /// the run (a resume keeps them). kl-warmup-gaussian-only: the warm-up temperature scales the
@@ -168,13 +170,38 @@ pub struct TrainArgs {
     /// z2 drawn under the true label only. no-skip-x-z2: q(z2|y,z1) without the skip connection
     /// from x. bn-qy-weighted: batch-norm statistics of the networks run once per cluster weight
     /// each (y, x) row by q(y|z1,x), held constant, instead of counting all K·B rows alike.
+    /// labelled-elbo: each labelled (x, y) also adds its ELBO with y observed, the labelled-batch
+    /// mean at the weight of the unlabelled-batch mean, its gradient reaching every network (the
+    /// authors' SDGM/ADGM code). routing-warmup: while T < 1, log p(y′|z2_y′) weights its
+    /// branches by (1 − T)/K + T·q(y′|z1,x), so every branch pays z2 for carrying the y′ it is
+    /// given (the paper's F again at T = 1). hp-grad-all: H_p's gradient reaches q(z1|x) and
+    /// q(z2|·) too.
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Deviation::ALL.map(Deviation::name)))]
     pub deviation: Vec<String>,
+    /// DEVIATION: clip every gradient element to ±V after --clip-norm (the authors' code:
+    /// --clip-norm 5 --clip-value 1). Off by default.
+    #[arg(long, value_name = "V", allow_negative_numbers = true, value_parser = ranges::positive)]
+    pub clip_value: Option<f64>,
+    /// DEVIATION: the uniform share of log p(y′|z2_y′)'s branch weights is max(1 − T, EPS) at
+    /// every step, also after the warm-up (EPS in [0, 1]; 0 is routing-warmup alone). Not a bound
+    /// on log p(x) while EPS > 0. Off by default.
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true, value_parser = ranges::unit_interval)]
+    pub routing_floor: Option<f64>,
+    /// DEVIATION: free bits on the categorical KL: the unlabelled batch's mean
+    /// Σ_y q(y|z1,x)[log q(y|z1,x) − log p(y|z2)] enters the loss as max(KL_y, NATS), as GMVAE
+    /// does against cluster collapse in CaGeM-0. Off by default.
+    #[arg(long, value_name = "NATS", allow_negative_numbers = true, value_parser = ranges::non_negative)]
+    pub free_bits_y: Option<f64>,
+    /// DEVIATION: the unlabelled ELBO's term Σ_y q(y|z1,x) log p(y|z2_y) counts W times (1: the
+    /// paper). W > 1 pays z2 for carrying the cluster q chooses, against KL(z2) on that same
+    /// branch; not a bound on log p(x) (the logged ELBO and the IW bound stay the true ones).
+    #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = ranges::non_negative)]
+    pub log_py_weight: Option<f64>,
     /// Dimension of z1.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = ranges::latent)]
     pub z1: usize,
     /// Dimension of z2.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true, value_parser = ranges::latent)]
     pub z2: usize,
     /// Hidden widths of the inference networks, from the x end.
     #[arg(long, default_value = "1024,512", value_parser = parse_widths)]
@@ -183,7 +210,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "512,1024", value_parser = parse_widths)]
     pub p_hidden: [usize; 2],
     /// Train on the first N training images only (quick experiments).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub n_train: Option<usize>,
     /// No progress bar; one line per epoch.
     #[arg(long)]
@@ -198,13 +225,13 @@ pub struct TrainArgs {
     /// test_log_likelihood, both error rates, KL(z2), active units, seconds) join that epoch's
     /// line of metrics.jsonl. The same code and noise seed as `cagem eval --k K --n-test N
     /// --spread` on the saved checkpoint, in the run's arithmetic; training is unchanged by it.
-    #[arg(long, value_name = "E")]
+    #[arg(long, value_name = "E", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub eval_every: Option<usize>,
     /// Importance samples per test image of the periodic evaluation.
-    #[arg(long, default_value_t = 100, value_name = "K")]
+    #[arg(long, default_value_t = 100, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub eval_k: usize,
     /// Test images of the periodic evaluation, spread over the classes.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub eval_n: usize,
     /// The ids of the options given on the command line (filled in by `main`), so that a resumed
     /// run keeps its own values for the others.
@@ -225,11 +252,11 @@ pub struct EvalArgs {
     #[arg(long, value_name = "RUN")]
     pub run: PathBuf,
     /// Importance samples per test image.
-    #[arg(long, default_value_t = 5000, value_name = "K")]
+    #[arg(long, default_value_t = 5000, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub k: usize,
     /// Evaluate the first N test images only (OMNIGLOT's test set is ordered by alphabet, so
     /// there the first N cover only the first few alphabets).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub n_test: Option<usize>,
     /// With --n-test N: N images spread over the classes (in turn from each) instead of the
     /// first N, as `train --eval-every` chooses them.
@@ -245,7 +272,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "sum-y", value_parser = ["sum-y", "sample-y"])]
     pub estimator: String,
     /// Samples × images per IW forward pass (memory against speed).
-    #[arg(long, default_value_t = 1000, value_name = "ROWS")]
+    #[arg(long, default_value_t = 1000, value_name = "ROWS", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub chunk: usize,
     /// Folder with the data files, if not the one recorded in the run.
     #[arg(long, value_name = "DIR")]
@@ -259,19 +286,19 @@ pub struct EvalArgs {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Unlabelled examples per step.
-    #[arg(long, default_value_t = 100, value_name = "B")]
+    #[arg(long, default_value_t = 100, value_name = "B", allow_negative_numbers = true, value_parser = ranges::batch)]
     pub batch: usize,
     /// Labelled examples per step.
-    #[arg(long, default_value_t = 100, value_name = "B")]
+    #[arg(long, default_value_t = 100, value_name = "B", allow_negative_numbers = true, value_parser = ranges::batch)]
     pub labelled_batch: usize,
     /// Timed steps (after warm-up).
-    #[arg(long, default_value_t = 20, value_name = "S")]
+    #[arg(long, default_value_t = 20, value_name = "S", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub steps: usize,
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Number of clusters K.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = ranges::latent)]
     pub clusters: usize,
     /// Print the results as one JSON object on the last line of stdout.
     #[arg(long)]
@@ -281,6 +308,15 @@ pub struct BenchArgs {
     /// Matrix-product arithmetic: f32, bf16 or auto (as for `train`).
     #[arg(long, value_name = "P", default_value = "f32", value_parser = ["f32", "bf16", "auto"])]
     pub precision: String,
+}
+
+/// A picture's path: cagem writes PNG, so the name must say so (not s.jpg holding PNG bytes).
+fn png_file(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match p.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("png") => Ok(p),
+        _ => Err(format!("'{s}' does not end in .png; cagem writes pictures as PNG")),
+    }
 }
 
 fn parse_widths(s: &str) -> Result<[usize; 2], String> {
@@ -301,10 +337,10 @@ pub struct PictureCommon {
     #[arg(long, value_name = "RUN")]
     pub run: PathBuf,
     /// The PNG file to write.
-    #[arg(long, value_name = "FILE.png")]
+    #[arg(long, value_name = "FILE.png", value_parser = png_file)]
     pub out: PathBuf,
     /// Pixels per image pixel.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = ranges::zoom)]
     pub zoom: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -315,7 +351,7 @@ pub struct SampleArgs {
     #[command(flatten)]
     pub common: PictureCommon,
     /// Number of samples (laid out in a square-ish grid).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = ranges::pictures)]
     pub n: usize,
     /// Generate this class (cluster) only: class-conditional samples of p(x|y=C), with z2 drawn
     /// from p(z2|y=C) by rejection sampling from the prior.
@@ -331,7 +367,7 @@ pub struct ReconstructArgs {
     #[command(flatten)]
     pub common: PictureCommon,
     /// Number of test images (each shown beside its reconstruction).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = ranges::pictures)]
     pub n: usize,
 }
 
@@ -341,10 +377,10 @@ pub struct LatentArgs {
     #[arg(long, value_name = "RUN")]
     pub run: PathBuf,
     /// The PNG file to write (1600 × 800 pixels).
-    #[arg(long, value_name = "FILE.png")]
+    #[arg(long, value_name = "FILE.png", value_parser = png_file)]
     pub out: PathBuf,
     /// Use the first N test images (default: all).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub n_test: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -355,10 +391,10 @@ pub struct GridArgs {
     #[command(flatten)]
     pub common: PictureCommon,
     /// Grid points per side.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, allow_negative_numbers = true, value_parser = ranges::grid_steps)]
     pub steps: usize,
     /// The grid spans [-span, span] in both coordinates of z2.
-    #[arg(long, default_value_t = 2.5)]
+    #[arg(long, default_value_t = 2.5, allow_negative_numbers = true, value_parser = ranges::positive)]
     pub span: f64,
     /// Class of the conditional panel (default: the most likely class at each grid point).
     #[arg(long, value_name = "C")]
@@ -398,7 +434,7 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub common: OutputCommon,
     /// Samples of z1 (and of z2 per cluster) averaged in p(y|x) and q(y|x).
-    #[arg(long, default_value_t = 1, value_name = "S")]
+    #[arg(long, default_value_t = 1, value_name = "S", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub samples: usize,
 }
 
@@ -413,13 +449,13 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub common: OutputCommon,
     /// Importance samples per example.
-    #[arg(long, default_value_t = 5000, value_name = "K")]
+    #[arg(long, default_value_t = 5000, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub k: usize,
     /// How the importance weights treat y: summed exactly (sum-y) or sampled (sample-y).
     #[arg(long, default_value = "sum-y", value_parser = ["sum-y", "sample-y"])]
     pub estimator: String,
     /// Samples × images per IW forward pass (memory against speed).
-    #[arg(long, default_value_t = 1000, value_name = "ROWS")]
+    #[arg(long, default_value_t = 1000, value_name = "ROWS", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub chunk: usize,
 }
 
@@ -434,13 +470,13 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Epochs of every run (fewer than the full 1000 is reported as a shortened schedule).
-    #[arg(long, default_value_t = 1000, value_name = "E")]
+    #[arg(long, default_value_t = 1000, value_name = "E", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub epochs: usize,
     /// Train on the first N training images only (a shortened schedule, for a quick look).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub n_train: Option<usize>,
     /// Epochs of KL warm-up (the paper's 100; shorter for a shortened schedule).
-    #[arg(long, default_value_t = 100.0, value_name = "EPOCHS")]
+    #[arg(long, default_value_t = 100.0, value_name = "EPOCHS", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub warmup: f64,
     /// Seed of every run (weights, labelled subset, noise).
     #[arg(long, default_value_t = 0, value_name = "S")]
@@ -452,18 +488,18 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "P", value_parser = ["f32", "bf16", "auto"])]
     pub precision: Option<String>,
     /// Periodic test evaluation of every run: after every E-th epoch (and the last).
-    #[arg(long, default_value_t = 10, value_name = "E")]
+    #[arg(long, default_value_t = 10, value_name = "E", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub eval_every: usize,
     /// Importance samples and test images of the periodic evaluation.
-    #[arg(long, default_value_t = 100, value_name = "K")]
+    #[arg(long, default_value_t = 100, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub eval_k: usize,
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub eval_n: usize,
     /// Importance samples of the final evaluation (the paper's F5000).
-    #[arg(long, default_value_t = 5000, value_name = "K")]
+    #[arg(long, default_value_t = 5000, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub final_k: usize,
     /// Test images of the final evaluation, spread over the classes (default: all).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub final_n: Option<usize>,
     /// Folder with the data set's files, if not the copy bundled in the binary.
     #[arg(long, value_name = "DIR")]
@@ -486,7 +522,7 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "2-00:00:00", value_name = "D-HH:MM:SS")]
     pub slurm_time: String,
     /// Slurm: CPU cores of each task (also cagem's --threads there).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    #[arg(long, default_value_t = 8, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub slurm_cpus: usize,
     /// Slurm: memory of each task.
     #[arg(long, default_value = "16G", value_name = "M")]
@@ -495,7 +531,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "P")]
     pub slurm_partition: Option<String>,
     /// Slurm: GPUs per task (use with --device cuda).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub slurm_gpus: Option<usize>,
     /// No progress bars; one line per epoch.
     #[arg(long)]
@@ -508,12 +544,12 @@ pub struct PlotArgs {
     #[arg(long = "run", value_name = "RUN", required = true)]
     pub runs: Vec<PathBuf>,
     /// The PNG file to write.
-    #[arg(long, value_name = "FILE.png")]
+    #[arg(long, value_name = "FILE.png", value_parser = png_file)]
     pub out: PathBuf,
     /// Width of the picture in pixels.
-    #[arg(long, default_value_t = 1600, value_name = "PX")]
+    #[arg(long, default_value_t = 1600, value_name = "PX", allow_negative_numbers = true, value_parser = ranges::pixels)]
     pub width: u32,
     /// Height of the picture in pixels.
-    #[arg(long, default_value_t = 1200, value_name = "PX")]
+    #[arg(long, default_value_t = 1600, value_name = "PX", allow_negative_numbers = true, value_parser = ranges::pixels)]
     pub height: u32,
 }

@@ -74,14 +74,43 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "active units      z1 {}/{}  z2 {}/{}",
         report.active_units_z1, model.cfg.z1, report.active_units_z2, model.cfg.z2
     );
+    let c = &report.clusters;
+    let sep = c.z2_separation.map_or("n/a (no labelled test example)".to_string(), |s| format!("{s:.3}"));
+    println!(
+        "routing           {:.3} at the posterior means, {:.3} sampled   (1: z2 carries y, {:.3}: ignores it)",
+        c.routing,
+        c.routing_sampled,
+        1.0 / model.cfg.clusters as f64
+    );
+    let by: Vec<String> = c.routing_by_cluster.iter().map(|r| format!("{r:.2}")).collect();
+    println!("  q-weighted      {:.3}   by cluster [{}]", c.routing_q_weighted, by.join(" "));
+    println!(
+        "z2 separation     {sep} by class, {:.3} by argmax q(y|x)   (between-group share of E[z2|x]'s variance)",
+        c.z2_separation_by_q
+    );
+    println!(
+        "clusters used     {} of {}   (argmax q(y|x) of ≥ 1 % of the images; exp-entropy of mean q(y|x) {:.2})",
+        c.clusters_used, model.cfg.clusters, c.clusters_perplexity
+    );
     println!("time              {:.1} s on {} ({} matrix products)", report.seconds, device.name(), precision.name());
+    let finite = report.log_likelihood.is_finite() && report.elbo.is_finite();
     if a.json {
         let mut v = serde_json::to_value(&report).expect("json");
         v["run"] = a.run.display().to_string().into();
         v["epochs"] = meta.state.epochs_done.into();
         v["device"] = device.name().into();
         v["precision"] = precision.name().into();
+        v["finite"] = finite.into();
         println!("{v}");
+    }
+    if !finite {
+        return Err(Error::config(format!(
+            "the bound ({}) or the ELBO ({}) is not finite: the model in {} is broken (a run that diverged?); \
+             retrain with a smaller --lr or with --clip-norm",
+            report.log_likelihood,
+            report.elbo,
+            a.run.display()
+        )));
     }
     Ok(())
 }

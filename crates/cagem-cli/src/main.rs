@@ -9,6 +9,7 @@ mod pictures_cmd;
 mod plot_cmd;
 mod prepare_cmd;
 mod progress;
+mod ranges;
 mod reproduce_cmd;
 mod slurm;
 mod table_report;

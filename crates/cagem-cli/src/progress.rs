@@ -40,6 +40,9 @@ fn test_summary(record: &serde_json::Value) -> Option<String> {
         s += &format!(" err p {:.2} % q {:.2} %", 100.0 * p, 100.0 * q);
     }
     s += &format!(" KL(z2) {:.2}", g("test_kl_z2").unwrap_or(f64::NAN));
+    if let (Some(r), Some(u)) = (g("test_routing"), g("test_clusters_used")) {
+        s += &format!(" routing {r:.2} clusters {u}");
+    }
     Some(s)
 }
 

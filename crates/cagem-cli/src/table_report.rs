@@ -89,8 +89,8 @@ pub fn gather(
     let mut rows = Vec::new();
     let mut md = format!("# {title}\n\n");
     md += "| configuration | labels | K | epochs | IW-k (ours) | paper | Δ nats | test ELBO | error p(y\\|x) | paper | \
-           error q(y\\|x) | KL(z2) | active z1/z2 | precision | train | eval |\n";
-    md += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+           error q(y\\|x) | KL(z2) | active z1/z2 | routing | z2 separation | clusters used | precision | train | eval |\n";
+    md += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for c in configs {
         let r = read_run(&out.join(c.name))?;
         let (paper_ll, paper_err) = match c.reported {
@@ -117,8 +117,11 @@ pub fn gather(
         };
         let active = f.map_or("–".to_string(), |e| format!("{}/{}", e["active_units_z1"], e["active_units_z2"]));
         let eval_s = f.and_then(|e| num(e, "seconds")).unwrap_or(0.0);
+        let fig = |k: &str| f.and_then(|e| num(e, k)).map_or("–".to_string(), |v| format!("{v:.2}"));
+        let used =
+            f.and_then(|e| e["clusters_used"].as_u64()).map_or("–".to_string(), |u| format!("{u}/{}", c.clusters));
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.name,
             c.labels,
             c.clusters,
@@ -132,6 +135,9 @@ pub fn gather(
             pct(f.and_then(|e| num(e, "error_q"))),
             nats(f.and_then(|e| num(e, "kl_z2"))),
             active,
+            fig("routing"),
+            fig("z2_separation"),
+            used,
             precision,
             duration(train_s),
             duration(eval_s),

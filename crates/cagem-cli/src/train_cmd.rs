@@ -30,6 +30,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         (Some(p), _) => cagem::precision::resolve(p, &device)?,
         (None, false) => Precision::F32,
     };
+    if cfg.dataset == "npy"
+        && let Some(dir) = &cfg.data_dir
+    {
+        cfg.data_checksums = Some(cagem::data::npy::checksums(Path::new(dir))?);
+    }
     let mut data = data_source::for_run(&cfg, &model_cfg, None)?;
     if let Some(n) = cfg.n_train {
         data = data.truncated(n, data.n_test());
@@ -38,6 +43,22 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (labels, labels_note) = labels_for(&data, cfg.labels);
     cfg.labels = labels;
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
+    if let Some(meta) = &saved {
+        let done = meta.state.epochs_done;
+        let conflicts = cagem::train::run::differences(&meta.model, &model_cfg, &meta.train, &cfg);
+        if cfg.epochs <= done && !meta.state.pending_eval && conflicts.is_empty() {
+            // Nothing is written: the run stays exactly as it is. The lock still says whether
+            // another trainer is using the folder (then its epochs are not these).
+            let _lock = cagem::train::lock::RunLock::acquire(&out)?;
+            println!(
+                "nothing to train: {} has {done} epochs and --epochs asks for {}; its checkpoint is unchanged \
+                 (give --epochs above {done} to continue)",
+                out.display(),
+                cfg.epochs
+            );
+            return Ok(());
+        }
+    }
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
     eprintln!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
     if let Some(note) = labels_note {
@@ -55,11 +76,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         device.name(),
         run.cfg.precision.name()
     );
-    let deviations: Vec<&str> = (!model_cfg.skip_x_to_z2)
+    let c = &run.cfg;
+    let deviations: Vec<String> = (!model_cfg.skip_x_to_z2)
         .then_some(Deviation::NoSkipXZ2)
         .into_iter()
-        .chain(run.cfg.deviations.iter().copied())
-        .map(Deviation::name)
+        .chain(c.deviations.iter().copied())
+        .map(|d| d.name().to_string())
+        .chain(c.clip_norm.map(|v| format!("clip-norm {v}")))
+        .chain(c.clip_value.map(|v| format!("clip-value {v}")))
+        .chain(c.routing_floor.map(|v| format!("routing-floor {v}")))
+        .chain(c.free_bits_y.map(|v| format!("free-bits-y {v}")))
+        .chain(c.log_py_weight.map(|v| format!("log-py-weight {v}")))
         .collect();
     if !deviations.is_empty() {
         eprintln!("DEVIATIONS from the paper: {}", deviations.join(", "));
@@ -73,7 +100,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         DeviceData::<f32>::with_likelihood(&device, &data, model_cfg.likelihood, run.model.standardizer().as_ref());
     run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet))?;
     println!("trained {} epochs; checkpoint and metrics in {}", run.state.epochs_done, out.display());
-    println!("evaluate with: cagem eval --run {}", out.display());
+    if data.n_test() > 0 {
+        println!("evaluate with: cagem eval --run {}", out.display());
+    }
     Ok(())
 }
 
@@ -108,7 +137,7 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
     }
     take! {
         t.dataset => "dataset" = a.dataset.clone(),
-        t.data_dir => "data" = a.data.as_deref().map(|d| recorded_dir(&a.dataset, d)),
+        t.data_dir => "data" = a.data.as_deref().map(|d| recorded_dir(if a.was_given("dataset") || fresh { &a.dataset } else { &t.dataset }, d)),
         t.valid_fraction => "valid_fraction" = a.valid_fraction,
         t.n_train => "n_train" = a.n_train,
         t.labels => "labels" = a.labels,
@@ -120,6 +149,10 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         t.lr => "lr" = a.lr,
         t.beta => "beta" = a.beta,
         t.clip_norm => "clip_norm" = a.clip_norm,
+        t.clip_value => "clip_value" = a.clip_value,
+        t.routing_floor => "routing_floor" = a.routing_floor,
+        t.free_bits_y => "free_bits_y" = a.free_bits_y,
+        t.log_py_weight => "log_py_weight" = a.log_py_weight,
         t.max_skips => "max_skips" = a.max_skips,
         t.eval_every => "eval_every" = a.eval_every,
         t.eval_k => "eval_k" = a.eval_k,

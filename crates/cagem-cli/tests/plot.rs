@@ -82,7 +82,7 @@ fn plot_draws_two_runs() {
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("40 epochs, 8 with test metrics") && said.contains("1 evaluations"), "{said}");
     let (w, h, pixels) = read_png(&png);
-    assert_eq!((w, h), (1600, 1200));
+    assert_eq!((w, h), (1600, 1600));
     assert!(pixels.iter().any(|&p| p != 255), "the picture is all white");
     // Both runs' colours (tab10 blue and orange) are drawn.
     let has = |rgb: [u8; 3]| pixels.chunks(3).any(|p| p == rgb);
@@ -122,6 +122,9 @@ fn plot_names_the_bad_line_and_the_missing_file() {
     std::fs::create_dir(&empty).unwrap();
     fails_with(&["plot", "--run", empty.to_str().unwrap(), "--out", out], &["empty/metrics.jsonl"]);
     let good = run_dir(tmp.path(), "good", 100, 3, true);
-    fails_with(&["plot", "--run", good.to_str().unwrap(), "--out", out, "--width", "10"], &["--width 10"]);
+    fails_with(
+        &["plot", "--run", good.to_str().unwrap(), "--out", out, "--width", "10"],
+        &["--width", "10 is outside 200..="],
+    );
     assert!(!Path::new(out).exists());
 }

@@ -138,6 +138,10 @@ pub struct TrainConfig {
     pub dataset: String,
     /// Folder with the data files instead of the bundled copy.
     pub data_dir: Option<String>,
+    /// SHA-256 of the NumPy files of `data_dir` (file name → hex), recorded so that a resume may
+    /// point at the same files in another folder (`--resume --data NEWDIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_checksums: Option<std::collections::BTreeMap<String, String>>,
     /// Use only the first n training images (quick runs and tests).
     pub n_train: Option<usize>,
     /// Number of labelled training examples (0: unsupervised CaGeM-0).
@@ -162,6 +166,19 @@ pub struct TrainConfig {
     /// Global gradient-norm clipping threshold (None: off, as in the paper).
     #[serde(default)]
     pub clip_norm: Option<f64>,
+    /// Every gradient element clipped to ±V after `clip_norm` (None: off, as in the paper; the
+    /// authors' code: `--clip-norm 5 --clip-value 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
+    /// Deviation `--routing-floor ε` (see `ObjectiveDeviations::routing_floor`; None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_floor: Option<f64>,
+    /// Deviation `--free-bits-y λ` (see `ObjectiveDeviations::free_bits_y`; None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_bits_y: Option<f64>,
+    /// Deviation `--log-py-weight W` (see `ObjectiveDeviations::log_py_weight`; None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_py_weight: Option<f64>,
     /// Consecutive skipped steps (non-finite loss or gradient) after which training stops.
     #[serde(default = "default_max_skips")]
     pub max_skips: usize,
@@ -215,6 +232,7 @@ impl Default for TrainConfig {
         TrainConfig {
             dataset: "mnist".into(),
             data_dir: None,
+            data_checksums: None,
             n_train: None,
             labels: 100,
             epochs: 1000,
@@ -227,6 +245,10 @@ impl Default for TrainConfig {
             lr_decay_every: 50,
             beta: 0.1,
             clip_norm: None,
+            clip_value: None,
+            routing_floor: None,
+            free_bits_y: None,
+            log_py_weight: None,
             max_skips: default_max_skips(),
             valid_fraction: None,
             precision: Precision::F32,

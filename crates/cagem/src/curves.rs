@@ -39,7 +39,13 @@ pub struct RunCurves {
 }
 
 /// `cagem eval --json` keys and the metrics.jsonl keys of the same quantities.
-const EVAL_KEYS: [(&str, &str); 9] = [
+const EVAL_KEYS: [(&str, &str); 15] = [
+    ("routing", "test_routing"),
+    ("routing_sampled", "test_routing_sampled"),
+    ("z2_separation", "test_z2_separation"),
+    ("z2_separation_by_q", "test_z2_separation_by_q"),
+    ("clusters_used", "test_clusters_used"),
+    ("clusters_perplexity", "test_clusters_perplexity"),
     ("log_likelihood", "test_log_likelihood"),
     ("elbo", "test_elbo"),
     ("error_p", "test_error_p"),
@@ -305,6 +311,33 @@ fn panels() -> Vec<PanelSpec> {
             legend: Corner::LowerRight,
         },
         PanelSpec {
+            title: "Does z2 hold the clusters? (test)",
+            y_desc: "fraction",
+            series: vec![
+                test("test_routing", "routing (posterior means)", false, Marker::Dot),
+                test("test_routing_sampled", "routing (sampled)", true, Marker::Tri),
+                test("test_z2_separation", "z2 class separation", true, Marker::Ring),
+            ],
+            scale: 1.0,
+            log: false,
+            paper: |_| None,
+            y_range: YRange::Zero,
+            legend: Corner::LowerRight,
+        },
+        PanelSpec {
+            title: "Clusters used (test)",
+            y_desc: "clusters",
+            series: vec![
+                test("test_clusters_used", "argmax q(y|x) of >= 1 % of images", false, Marker::Dot),
+                test("test_clusters_perplexity", "exp entropy of mean q(y|x)", true, Marker::Tri),
+            ],
+            scale: 1.0,
+            log: false,
+            paper: |_| None,
+            y_range: YRange::Zero,
+            legend: Corner::LowerRight,
+        },
+        PanelSpec {
             title: "Active units (test)",
             y_desc: "units",
             series: vec![
@@ -350,9 +383,9 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Draws the learning curves of `runs` into the PNG `path` (width × height pixels): a title
-/// row naming the runs in their colours over a 3 × 2 grid of panels (ELBO and test log-likelihood,
-/// test errors, test KL(z2), active units, learning rate, KL temperature). Panels without data
-/// say so.
+/// row naming the runs in their colours over a 4 × 2 grid of panels (ELBO and test log-likelihood,
+/// test errors, test KL(z2), routing and z2 separation, clusters used, active units, learning
+/// rate, KL temperature). Panels without data say so.
 pub fn draw(path: &Path, runs: &[RunCurves], size: (u32, u32)) -> Result<()> {
     let (w, h) = size;
     if w < 200 || h < 200 {
@@ -380,7 +413,7 @@ pub fn draw(path: &Path, runs: &[RunCurves], size: (u32, u32)) -> Result<()> {
         let lines = legend.iter().map(|p| p.1).max().unwrap_or(0) as u32 + 1;
         let (header, body) = root.split_vertically(HEADER + (lines - 1) * LEGEND_LINE);
         draw_header(&header, &names, &colors, &legend).map_err(|e| plot_err(path, e))?;
-        let areas = body.split_evenly((3, 2));
+        let areas = body.split_evenly((4, 2));
         for (area, spec) in areas.iter().zip(&specs) {
             draw_panel(area, spec, runs, &colors, max_epoch).map_err(|e| plot_err(path, e))?;
         }

@@ -25,15 +25,33 @@ pub enum Deviation {
     /// instead of counting every row alike (most carry a y that q rules out); the running
     /// averages too. Both the unlabelled ELBO and H_p's sum over y'.
     BnQyWeighted,
+    /// The authors' public code (SDGM, ADGM): each labelled (x_l, y_l) also contributes its ELBO
+    /// with y observed, log p(x_l, y_l) ≥ E[log p(x|y_l,z1) + log p(z1|y_l,z2) + log p(y_l|z2) +
+    /// log p(z2) − log q(z2|x,y_l,z1) − log q(z1|x)], one z1 and one z2 per example, warm-up
+    /// as for F; its labelled-batch mean is added with the weight of the unlabelled-batch mean
+    /// and its gradient reaches every parameter.
+    LabelledElbo,
+    /// While T < 1, the term log p(y′|z2_y′) of the unlabelled ELBO weights its branches by
+    /// (1 − T)/K + T·q(y′|z1,x) instead of q(y′|z1,x): every branch pays z2 for carrying the y′
+    /// it is given while the KL is cheap. At T = 1 it is the paper's F again (also its gradient:
+    /// only the uniform share is a constant). `--routing-floor ε` keeps a share max(1 − T, ε).
+    RoutingWarmup,
+    /// H_p's gradient reaches every network that made its inputs: q(z1|x) and q(z2|x,y,z1) as
+    /// well as θ_y and φ_y (the authors' single gradient of the whole objective); H_q keeps
+    /// appendix B's rule.
+    HpGradAll,
 }
 
 impl Deviation {
-    pub const ALL: [Deviation; 5] = [
+    pub const ALL: [Deviation; 8] = [
         Deviation::KlWarmupGaussianOnly,
         Deviation::HpGradToZ2,
         Deviation::HpTrueLabelZ2,
         Deviation::NoSkipXZ2,
         Deviation::BnQyWeighted,
+        Deviation::LabelledElbo,
+        Deviation::RoutingWarmup,
+        Deviation::HpGradAll,
     ];
 
     /// The name used on the command line and in config.json.
@@ -44,6 +62,9 @@ impl Deviation {
             Deviation::HpTrueLabelZ2 => "hp-true-label-z2",
             Deviation::NoSkipXZ2 => "no-skip-x-z2",
             Deviation::BnQyWeighted => "bn-qy-weighted",
+            Deviation::LabelledElbo => "labelled-elbo",
+            Deviation::RoutingWarmup => "routing-warmup",
+            Deviation::HpGradAll => "hp-grad-all",
         }
     }
 
@@ -59,12 +80,24 @@ impl Deviation {
 }
 
 /// The objective's switches, read from a run's deviations.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ObjectiveDeviations {
     pub kl_warmup_gaussian_only: bool,
     pub hp_grad_to_z2: bool,
     pub hp_true_label_z2: bool,
     pub bn_qy_weighted: bool,
+    pub labelled_elbo: bool,
+    pub hp_grad_all: bool,
+    pub routing_warmup: bool,
+    /// ε of `--routing-floor`: the uniform share of log p(y′|z2_y′)'s branch weights never falls
+    /// below it (not a bound on log p(x) while ε > 0).
+    pub routing_floor: Option<f64>,
+    /// λ of `--free-bits-y`: the categorical KL of the unlabelled batch enters the loss as
+    /// max(KL_y, λ) (free bits, as GMVAE), so nothing pulls it below λ nats.
+    pub free_bits_y: Option<f64>,
+    /// W of `--log-py-weight`: the unlabelled ELBO's Σ_y q(y|z1,x) log p(y|z2_y) (as reweighted
+    /// by routing, if on) counts W times (1: the paper; not a bound on log p(x) otherwise).
+    pub log_py_weight: Option<f64>,
 }
 
 impl ObjectiveDeviations {
@@ -74,7 +107,44 @@ impl ObjectiveDeviations {
             hp_grad_to_z2: list.contains(&Deviation::HpGradToZ2),
             hp_true_label_z2: list.contains(&Deviation::HpTrueLabelZ2),
             bn_qy_weighted: list.contains(&Deviation::BnQyWeighted),
+            labelled_elbo: list.contains(&Deviation::LabelledElbo),
+            hp_grad_all: list.contains(&Deviation::HpGradAll),
+            routing_warmup: list.contains(&Deviation::RoutingWarmup),
+            routing_floor: None,
+            free_bits_y: None,
+            log_py_weight: None,
         }
+    }
+
+    /// The switches of a run: its named deviations and its numeric ones.
+    pub fn of_run(cfg: &crate::config::TrainConfig) -> Self {
+        ObjectiveDeviations {
+            routing_floor: cfg.routing_floor,
+            free_bits_y: cfg.free_bits_y,
+            log_py_weight: cfg.log_py_weight,
+            ..Self::from_list(&cfg.deviations)
+        }
+    }
+
+    /// The uniform share u of the branch weights u/K + (1 − u)·q(y′|z1,x) of log p(y′|z2_y′) at
+    /// temperature T, where a routing deviation is on.
+    pub fn routing_share(&self, temperature: f64) -> Option<f64> {
+        let warm = 1.0 - temperature.clamp(0.0, 1.0);
+        match (self.routing_warmup, self.routing_floor) {
+            (_, Some(eps)) => Some(warm.max(eps)),
+            (true, None) => Some(warm),
+            (false, None) => None,
+        }
+    }
+
+    /// Whether the ELBO must hand out the branch sums of log p(y|z2_y).
+    pub fn reweights_log_py(&self) -> bool {
+        self.routing_warmup || self.routing_floor.is_some() || self.log_py_weight.is_some()
+    }
+
+    /// Whether the ELBO must hand out its categorical part on its own.
+    pub fn needs_categorical_part(&self) -> bool {
+        self.kl_warmup_gaussian_only || self.free_bits_y.is_some()
     }
 }
 
@@ -89,5 +159,18 @@ mod tests {
             assert_eq!(serde_json::to_value(d).unwrap(), d.name());
         }
         assert_eq!(Deviation::parse("no-such-thing"), None);
+    }
+
+    #[test]
+    fn routing_share_follows_the_warmup_and_the_floor() {
+        let none = ObjectiveDeviations::default();
+        assert_eq!(none.routing_share(0.3), None);
+        let warm = ObjectiveDeviations { routing_warmup: true, ..none };
+        assert_eq!(warm.routing_share(0.25), Some(0.75));
+        assert_eq!(warm.routing_share(1.0), Some(0.0));
+        let floor = ObjectiveDeviations { routing_floor: Some(0.1), ..none };
+        assert_eq!(floor.routing_share(0.5), Some(0.5));
+        assert_eq!(floor.routing_share(1.0), Some(0.1));
+        assert_eq!(floor.routing_share(0.95), Some(0.1));
     }
 }

@@ -5,10 +5,13 @@
 //! - the error rates of the classifiers q(y|x) ≈ E_{q(z1|x)} q(y|z1,x) and
 //!   p(y|x) ≈ E [Σ_y' q(y'|z1,x) p(y|z2_y')], estimated from the first chunk of samples;
 //! - E_{q(y|x)} KL[q(z2|x,y,z1) ‖ p(z2)] in nats and the active units of z1 and z2 (units whose
-//!   posterior mean varies across the test set with variance above 0.01, Burda et al.).
+//!   posterior mean varies across the test set with variance above 0.01, Burda et al.);
+//! - whether z2 holds the clusters: routing, z2 class separation, clusters used (crate::clusters).
 //!
 //! Batch norm uses its running (population) statistics throughout.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cagem_autodiff::{Real, Tensor};
@@ -39,6 +42,9 @@ pub struct EvalOptions {
     /// clusters are anonymous and each is named by its most frequent true class before counting
     /// errors (the usual unsupervised clustering error).
     pub clusters_are_classes: bool,
+    /// Raised (Ctrl-C during `train`'s periodic evaluation): `evaluate_rows_until` stops at the
+    /// next chunk and returns None.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for EvalOptions {
@@ -50,6 +56,7 @@ impl Default for EvalOptions {
             seed: EVAL_SEED,
             estimator: IwEstimator::SumY,
             clusters_are_classes: true,
+            stop: None,
         }
     }
 }
@@ -70,6 +77,9 @@ pub struct EvalReport {
     pub kl_z2: f64,
     pub active_units_z1: usize,
     pub active_units_z2: usize,
+    /// Routing, z2 class separation, clusters used.
+    #[serde(flatten)]
+    pub clusters: crate::clusters::ClusterReport,
     pub n_test: usize,
     pub estimator: &'static str,
     pub seconds: f64,
@@ -230,12 +240,22 @@ pub fn iw_per_example<T: Real>(
                 first = false;
             }
             done += s;
+            if stopped(opts) {
+                break;
+            }
         }
         out.log_likelihood.extend(lse.iter().map(|l| l - (k as f64).ln() + jacobian));
         start += nimg;
         progress(start);
+        if stopped(opts) {
+            break;
+        }
     }
     out
+}
+
+fn stopped(opts: &EvalOptions) -> bool {
+    opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
 }
 
 /// p(y|x) and q(y|x) (N × K each) of the rows of `x`, averaged over `samples` draws of z1 (and
@@ -366,6 +386,18 @@ pub fn evaluate_rows<T: Real>(
     opts: &EvalOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> EvalReport {
+    let opts = EvalOptions { stop: None, ..opts.clone() };
+    evaluate_rows_until(model, x, labels, &opts, progress).expect("an evaluation without a stop flag completes")
+}
+
+/// `evaluate_rows`, stopping early (None) once `opts.stop` is raised.
+pub fn evaluate_rows_until<T: Real>(
+    model: &mut Cagem<T>,
+    x: &Tensor<T>,
+    labels: &[u32],
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Option<EvalReport> {
     let started = Instant::now();
     let n = opts.n_test.unwrap_or(x.rows()).min(x.rows());
     let x = x.rows_range(0, n);
@@ -411,17 +443,25 @@ pub fn evaluate_rows<T: Real>(
         }
         start += b;
         progress(start, total);
+        if stopped(opts) {
+            return None;
+        }
     }
 
     // Pass 2: the IW-k bound and the classifiers.
     let iw = iw_per_example(model, &x, opts, &mut noise, &mut |done| progress(n + done, total));
+    if stopped(opts) {
+        return None;
+    }
+    // Pass 3: routing, separation, clusters used (after the IW pass: its noise is unchanged).
+    let clusters = crate::clusters::cluster_report(model, &x, &labels[..n], batch, &mut noise);
     let k = opts.k.max(1);
     let ll_sum: f64 = iw.log_likelihood.iter().sum();
     let (predicted_p, predicted_q) = (argmax_rows(&iw.p_y, k_clusters), argmax_rows(&iw.q_y, k_clusters));
     let nf = n.max(1) as f64;
     let error =
         |predicted: &[usize]| classification_error(predicted, &labels[..n], k_clusters, opts.clusters_are_classes);
-    EvalReport {
+    Some(EvalReport {
         iw_k: k,
         log_likelihood: ll_sum / nf,
         elbo: elbo_sum / nf,
@@ -435,10 +475,11 @@ pub fn evaluate_rows<T: Real>(
         kl_z2: kl_sum / nf,
         active_units_z1: var1.active(),
         active_units_z2: var2.active(),
+        clusters,
         n_test: n,
         estimator: opts.estimator.describe(),
         seconds: started.elapsed().as_secs_f64(),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! importance-weighted bound. Runs on any `cagem-kernels` device.
 
 pub mod bench;
+pub mod clusters;
 pub mod config;
 pub mod curves;
 pub mod data;

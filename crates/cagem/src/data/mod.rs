@@ -77,9 +77,10 @@ impl Dataset {
         let (n_train, n_test) = (n_train.min(self.n_train()), n_test.min(self.n_test()));
         let d = self.dim();
         Dataset {
-            train_images: self.train_images[..n_train * d].to_vec(),
+            // Float data keep their values in train_values/test_values and no 8-bit images.
+            train_images: self.train_images.get(..n_train * d).unwrap_or_default().to_vec(),
             train_labels: self.train_labels[..n_train].to_vec(),
-            test_images: self.test_images[..n_test * d].to_vec(),
+            test_images: self.test_images.get(..n_test * d).unwrap_or_default().to_vec(),
             test_labels: self.test_labels[..n_test].to_vec(),
             train_values: self.train_values.as_ref().map(|v| v[..n_train * d].to_vec()),
             test_values: self.test_values.as_ref().map(|v| v[..n_test * d].to_vec()),

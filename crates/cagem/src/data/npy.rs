@@ -34,15 +34,82 @@ pub struct NpyArray {
     pub values: NpyValues,
 }
 
+/// The largest class label cagem accepts (labels index per-class tables).
+pub const MAX_CLASS: i64 = (1 << 20) - 1;
+
 fn npy_err(path: &Path, e: std::io::Error) -> Error {
-    Error::data(path, format!("not a readable .npy file: {e}"))
+    // The parser's message may quote the header over several lines: its first line says it.
+    let msg = e.to_string();
+    let first = msg.lines().next().unwrap_or("").trim();
+    Error::data(path, format!("not a readable .npy file: {first}"))
+}
+
+/// Where the data of a .npy file starts: after the 6-byte magic, the 2-byte version, the header
+/// length (2 bytes in version 1, 4 in versions 2 and 3) and the header.
+fn data_start(bytes: &[u8]) -> Option<usize> {
+    let major = *bytes.get(6)?;
+    let (len, at) = if major == 1 {
+        (u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?) as usize, 10)
+    } else {
+        (u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize, 12)
+    };
+    len.checked_add(at)
+}
+
+/// The shape written in a .npy header's text (`'shape': (a, b, ...)`), if it can be read: looked
+/// at before the parser, whose element count would overflow on a hostile shape.
+fn declared_shape(bytes: &[u8]) -> Option<Vec<u64>> {
+    let start = if bytes.get(6) == Some(&1) { 10 } else { 12 };
+    let header = std::str::from_utf8(bytes.get(start..data_start(bytes)?.min(bytes.len()))?).ok()?;
+    let after = &header[header.find("'shape'")? + 7..];
+    let open = after.find('(')?;
+    let close = after[open..].find(')')? + open;
+    after[open + 1..close].split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse().ok()).collect()
+}
+
+/// Checks the shape a header declares against the bytes the file holds, before anything is
+/// allocated: a lying header must not make cagem ask for more memory than the file's size.
+fn check_declared_size(path: &Path, bytes: &[u8], shape: &[u64], item: usize) -> Result<()> {
+    let data = data_start(bytes).map_or(0, |s| bytes.len().saturating_sub(s)) as u64;
+    let need = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).and_then(|c| c.checked_mul(item as u64));
+    match need {
+        Some(need) if need <= data => Ok(()),
+        Some(need) => Err(Error::data(
+            path,
+            format!(
+                "declares shape {shape:?} of {item}-byte values ({need} bytes) but holds only {data} bytes of data                  (a truncated or damaged file)"
+            ),
+        )),
+        None => Err(Error::data(path, format!("declares shape {shape:?}: more elements than any file can hold"))),
+    }
+}
+
+/// float64 values as float32, refusing any that overflow it.
+fn narrow(path: &Path, v: Vec<f64>) -> Result<Vec<f32>> {
+    if let Some(i) = v.iter().position(|x| x.is_finite() && !(*x as f32).is_finite()) {
+        return Err(Error::data(
+            path,
+            format!(
+                "value {:e} at flat index {i} overflows float32 (largest ±3.4e38), which the model computes in",
+                v[i]
+            ),
+        ));
+    }
+    Ok(v.into_iter().map(|x| x as f32).collect())
 }
 
 /// Reads a C-ordered .npy array of uint8, any integer type, float32 or float64.
 pub fn read_array(path: &Path) -> Result<NpyArray> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    if let Some(shape) = declared_shape(&bytes)
+        && shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).is_none_or(|n| n > bytes.len() as u64)
+    {
+        // More elements than bytes: no dtype makes that fit (checked exactly below otherwise).
+        check_declared_size(path, &bytes, &shape, 1)?;
+    }
     let npy = NpyFile::new(&bytes[..]).map_err(|e| npy_err(path, e))?;
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let declared: Vec<u64> = npy.shape().to_vec();
+    let shape: Vec<usize> = declared.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
     if npy.order() == Order::Fortran {
         return Err(Error::data(
             path,
@@ -62,12 +129,13 @@ pub fn read_array(path: &Path) -> Result<NpyArray> {
         Error::data(path, format!("has dtype '{ts}'; expected uint8 or float32/float64 (features), integers (labels)"))
     };
     let read = |e: std::io::Error| npy_err(path, e);
+    if matches!(ts.type_char(), TypeChar::Uint | TypeChar::Int | TypeChar::Float) {
+        check_declared_size(path, &bytes, &declared, ts.size_field() as usize)?;
+    }
     let values = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Uint, 1) => NpyValues::U8(npy.into_vec::<u8>().map_err(read)?),
         (TypeChar::Float, 4) => NpyValues::Float(npy.into_vec::<f32>().map_err(read)?),
-        (TypeChar::Float, 8) => {
-            NpyValues::Float(npy.into_vec::<f64>().map_err(read)?.into_iter().map(|v| v as f32).collect())
-        }
+        (TypeChar::Float, 8) => NpyValues::Float(narrow(path, npy.into_vec::<f64>().map_err(read)?)?),
         (TypeChar::Int, 1) => NpyValues::Int(npy.into_vec::<i8>().map_err(read)?.into_iter().map(i64::from).collect()),
         (TypeChar::Int, 2) => NpyValues::Int(npy.into_vec::<i16>().map_err(read)?.into_iter().map(i64::from).collect()),
         (TypeChar::Int, 4) => NpyValues::Int(npy.into_vec::<i32>().map_err(read)?.into_iter().map(i64::from).collect()),
@@ -155,6 +223,12 @@ fn labels(arr: NpyArray, n: usize, features: &Path) -> Result<Vec<i64>> {
                 "label {} at index {i} is invalid: expected a class 0..C−1, or −1 for an unlabelled example",
                 values[i]
             ),
+        ));
+    }
+    if let Some(i) = values.iter().position(|&l| l > MAX_CLASS) {
+        return Err(Error::data(
+            &arr.path,
+            format!("label {} at index {i} is larger than any class cagem supports (0..{MAX_CLASS})", values[i]),
         ));
     }
     Ok(values)
@@ -332,4 +406,18 @@ pub fn examples_for_model(path: &Path, height: usize, width: usize, likelihood: 
         check_unit_range(&f)?;
     }
     Ok(as_floats(f.values))
+}
+
+/// The SHA-256 of each of the folder's data files that exists (file name → hex digest): what a
+/// run records so that `--resume --data NEWDIR` can accept a moved folder holding the same files.
+pub fn checksums(dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in [TRAIN_X, TRAIN_Y, TEST_X, TEST_Y] {
+        let p = dir.join(name);
+        if p.exists() {
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, "read", e))?;
+            out.insert(name.to_string(), super::mnist::sha256_hex(&bytes));
+        }
+    }
+    Ok(out)
 }

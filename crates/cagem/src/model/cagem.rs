@@ -72,12 +72,30 @@ pub struct ElboTerms {
     /// The categorical part of neg_kl, Σ_y q(y|z1,x) [log p(y|z2) − log q(y|z1,x)], where
     /// asked for (the deviation kl-warmup-gaussian-only keeps it out of the warm-up).
     pub neg_kl_y: Option<Var>,
+    /// (1/K)·Σ_y log p(y|z2_y) and Σ_y q(y|z1,x) log p(y|z2_y), where a deviation that
+    /// reweights log p(y|z2_y) asks for them (routing-warmup, --routing-floor, --log-py-weight).
+    pub log_py_sums: Option<LogPySums>,
     /// q(y|z1,x): B × K.
     pub qy: Var,
     /// The means of q(z1|x) (B × z1) and of q(z2|x,y,z1) with its log-variances (K·B × z2).
     pub mu1: Var,
     pub mu2: Var,
     pub logvar2: Var,
+}
+
+/// The term log p(y|z2_y) of the unlabelled ELBO summed over the branches (1 × B each).
+pub struct LogPySums {
+    /// (1/K)·Σ_y log p(y|z2_y): every branch alike.
+    pub uniform: Var,
+    /// Σ_y q(y|z1,x) log p(y|z2_y): as F weights them.
+    pub weighted: Var,
+}
+
+/// The pieces of the labelled ELBO (1 × B each): see `Cagem::labelled_elbo_terms`.
+pub struct LabelledElboTerms {
+    pub recon: Var,
+    pub neg_kl: Var,
+    pub log_py: Var,
 }
 
 /// How the importance weights treat the cluster variable y.
@@ -175,7 +193,7 @@ impl Nets {
     }
 
     /// The mean and log-variance of q(z2|x,y,z1) on the rows of `idx`.
-    fn q_z2<T: Real>(&self, f: &mut Fwd<T>, x: Var, z1: Var, idx: &Arc<Indices>) -> (Var, Var) {
+    pub(crate) fn q_z2<T: Real>(&self, f: &mut Fwd<T>, x: Var, z1: Var, idx: &Arc<Indices>) -> (Var, Var) {
         let h = if self.skip_x_to_z2 {
             self.q_z2.forward(f, &[x, z1], Some(idx))
         } else {
@@ -371,13 +389,57 @@ impl<T: Real> Cagem<T> {
         let per_y = g.fold_rows(weighted, 1);
         let log_qz1 = g.reshape(log_qz1, 1, b);
         let neg_kl = g.sub(per_y, log_qz1);
-        let neg_kl_y = deviations.kl_warmup_gaussian_only.then(|| {
+        let neg_kl_y = deviations.needs_categorical_part().then(|| {
             let c = g.reshape(log_py, k, b);
             let c = g.sub(c, log_qy_t);
             let c = g.mul(qy_t, c);
             g.fold_rows(c, 1)
         });
-        ElboTerms { recon, neg_kl, neg_kl_y, qy, mu1: e.mu1, mu2, logvar2: lv2 }
+        let log_py_sums = deviations.reweights_log_py().then(|| {
+            let lp = g.reshape(log_py, k, b);
+            let uniform = g.fold_rows(lp, 1);
+            let uniform = g.scale(uniform, T::from_f64(1.0 / k as f64));
+            let weighted = g.mul(qy_t, lp);
+            let weighted = g.fold_rows(weighted, 1);
+            LogPySums { uniform, weighted }
+        });
+        ElboTerms { recon, neg_kl, neg_kl_y, log_py_sums, qy, mu1: e.mu1, mu2, logvar2: lv2 }
+    }
+
+    /// The ELBO of a labelled batch with its y observed (deviation labelled-elbo), per example
+    /// (1 × B each), one z1 and one z2 per example:
+    ///   recon  = log p(x|y_l,z1)
+    ///   neg_kl = log p(z1|y_l,z2) + log p(y_l|z2) + log p(z2) − log q(z2|x,y_l,z1) − log q(z1|x)
+    ///   log_py = log p(y_l|z2), its categorical part.
+    /// Gradients reach every network (the authors' code; appendix B restricts only H_p and H_q).
+    pub fn labelled_elbo_terms(
+        &mut self,
+        g: &mut Graph<T>,
+        bn: BnUse,
+        x: Var,
+        labels: &[u32],
+        noise: &mut NoiseStreams,
+    ) -> LabelledElboTerms {
+        let (n, mut fwd) = self.fwd(g, bn);
+        let f = &mut fwd;
+        let b = f.g.shape(x).0;
+        assert_eq!(labels.len(), b, "labelled_elbo_terms: {} labels for {b} examples", labels.len());
+        let label_idx = Arc::new(Indices::new(f.g.device(), labels));
+        let h = n.q_z1.forward(f, &[x], None);
+        let (mu1, lv1) = n.q_z1_head.forward(f, h);
+        let z1 = f.g.reparameterize(mu1, lv1, b, noise.take());
+        let YTerms { log_py, log_pz1, log_px, log_pz2, log_qz2, .. } = n.y_conditioned(f, x, z1, &label_idx, noise);
+        let log_qz1 = f.g.diag_gaussian_logpdf(z1, mu1, lv1);
+        let g = &mut *f.g;
+        let a = g.add(log_pz1, log_py);
+        let a = g.add(a, log_pz2);
+        let a = g.sub(a, log_qz2);
+        let a = g.sub(a, log_qz1);
+        LabelledElboTerms {
+            recon: g.reshape(log_px, 1, b),
+            neg_kl: g.reshape(a, 1, b),
+            log_py: g.reshape(log_py, 1, b),
+        }
     }
 
     /// The labelled cross-entropies of appendix B, per example (1 × B each):
@@ -409,20 +471,29 @@ impl<T: Real> Cagem<T> {
         let label_rows = Arc::new(Indices::new(&dev, &label_rows));
         let grad_was = f.g.grad_enabled();
 
-        f.g.set_grad_enabled(false);
+        let z1_grad = grad_was && deviations.hp_grad_all;
+        f.g.set_grad_enabled(z1_grad);
         let h = n.q_z1.forward(f, &[x], None);
         let (mu1, lv1) = n.q_z1_head.forward(f, h);
         let z1 = f.g.reparameterize(mu1, lv1, b, noise.take());
 
         f.g.set_grad_enabled(grad_was);
-        let h = n.q_y.forward(f, &[x, z1], None);
-        let qy_logits = n.q_y_head.forward(f, h);
-        let log_qy = f.g.log_softmax(qy_logits);
+        // H_q reads z1 cut from the gradient (appendix B) even where H_p may reach q(z1|x).
+        let z1_hq = if z1_grad { f.g.detach(z1) } else { z1 };
+        let h = n.q_y.forward(f, &[x, z1_hq], None);
+        let mut qy_logits = n.q_y_head.forward(f, h);
+        let mut log_qy = f.g.log_softmax(qy_logits);
         let picked = f.g.pick(log_qy, &label_idx);
         let picked = f.g.reshape(picked, 1, b);
         let hq = f.g.scale(picked, -T::one());
+        if z1_grad {
+            // H_p's own q(y'|z1,x), on z1 with its gradient (deviation hp-grad-all).
+            let h = n.q_y.forward(f, &[x, z1], None);
+            qy_logits = n.q_y_head.forward(f, h);
+            log_qy = f.g.log_softmax(qy_logits);
+        }
 
-        f.g.set_grad_enabled(grad_was && deviations.hp_grad_to_z2);
+        f.g.set_grad_enabled(grad_was && (deviations.hp_grad_to_z2 || deviations.hp_grad_all));
         if deviations.hp_true_label_z2 {
             let (mu2, lv2) = n.q_z2(f, x, z1, &label_idx);
             let z2 = f.g.reparameterize(mu2, lv2, b, noise.take());

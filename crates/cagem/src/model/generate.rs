@@ -177,8 +177,7 @@ impl<T: Real> Cagem<T> {
         let idx = cluster_rows(&dev, k, b);
         let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
         let f = &mut fwd;
-        let h = n.q_z2.forward(f, &[xv, mu1], Some(&idx));
-        let (mu2, _) = n.q_z2_head.forward(f, h);
+        let (mu2, _) = n.q_z2(f, xv, mu1, &idx);
         let mu2 = f.g.value(mu2).to_f64_vec();
         let mut z2 = vec![0.0; b * dz2];
         for i in 0..b {
@@ -190,5 +189,48 @@ impl<T: Real> Cagem<T> {
             }
         }
         (f.g.value(mu1).to_f64_vec(), z2)
+    }
+}
+
+/// What the cluster diagnostics read of a batch of images (crate::clusters), at the posterior
+/// means: z1 = mean of q(z1|x), and for every cluster k, z2 = mean of q(z2|x,k,z1).
+pub struct RoutingView {
+    /// log p(y|z2) at z2 = mean of q(z2|x,k,z1), K·N × K (row k·N + n).
+    pub log_py: Vec<f64>,
+    /// q(y|z1,x) at z1 = mean of q(z1|x), N × K.
+    pub q_y: Vec<f64>,
+    /// E[z2|x] = Σ_k q(k|z1,x)·mean of q(z2|x,k,z1), N × z2 (what `latent` plots).
+    pub z2_mean: Vec<f64>,
+}
+
+impl<T: Real> Cagem<T> {
+    /// The routing view of the images x (see `RoutingView`).
+    pub fn routing_view(&mut self, x: &Tensor<T>) -> RoutingView {
+        let (k, dz2, b) = (self.cfg.clusters, self.cfg.z2, x.rows());
+        let dev = self.device();
+        let mut g = Graph::<T>::new(&dev);
+        g.set_precision(self.precision);
+        g.set_grad_enabled(false);
+        let xv = g.constant(x.clone());
+        let (mu1, _, q_y) = self.encode_mean(&mut g, xv);
+        let idx = cluster_rows(&dev, k, b);
+        let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
+        let f = &mut fwd;
+        let (mu2, _) = n.q_z2(f, xv, mu1, &idx);
+        let h = n.p_y.forward(f, &[mu2], None);
+        let logits = n.p_y_head.forward(f, h);
+        let log_py = f.g.log_softmax(logits);
+        let log_py = f.g.value(log_py).to_f64_vec();
+        let mu2 = f.g.value(mu2).to_f64_vec();
+        let mut z2_mean = vec![0.0; b * dz2];
+        for i in 0..b {
+            for y in 0..k {
+                let q = q_y[i * k + y];
+                for d in 0..dz2 {
+                    z2_mean[i * dz2 + d] += q * mu2[(y * b + i) * dz2 + d];
+                }
+            }
+        }
+        RoutingView { log_py, q_y, z2_mean }
     }
 }

@@ -5,7 +5,7 @@ pub mod generate;
 pub mod noise;
 pub mod objective;
 
-pub use cagem::{Cagem, ElboTerms, IwChunk, IwEstimator};
-pub use generate::{ClusterChoice, Generated};
+pub use cagem::{Cagem, ElboTerms, IwChunk, IwEstimator, LabelledElboTerms, LogPySums};
+pub use generate::{ClusterChoice, Generated, RoutingView};
 pub use noise::NoiseStreams;
 pub use objective::{LossWeights, StepLosses, semi_supervised_loss};

@@ -3,6 +3,9 @@
 //! F_T is the ELBO with every term but log p(x|y,z1) scaled by the KL temperature T (warm-up;
 //! with the deviation kl-warmup-gaussian-only, every Gaussian term).
 //! Batch-norm running statistics are collected on the unlabelled pass only.
+//! The deviations (crate::deviation) that change the objective act here: routing-warmup and
+//! --routing-floor reweight log p(y′|z2_y′), --free-bits-y floors the categorical KL,
+//! labelled-elbo adds −mean_l L_T(x_l, y_l); each is absent from the graph when off.
 
 use cagem_autodiff::{Graph, Real, Var};
 
@@ -66,11 +69,44 @@ pub fn semi_supervised_loss<T: Real>(
     let elbo = g.add(recon, neg_kl);
     let scaled_kl = g.scale(neg_kl, T::from_f64(temperature));
     let mut f_t = g.add(recon, scaled_kl);
+    // The weight the temperature leaves on the categorical terms.
+    let w_cat = if dev.kl_warmup_gaussian_only { 1.0 } else { temperature };
     if let Some(cat) = terms.neg_kl_y {
-        // Deviation: the categorical part at weight 1, F_T = recon + T·neg_kl + (1 − T)·cat.
         let cat = g.mean(cat);
-        let cat = g.scale(cat, T::from_f64(1.0 - temperature));
-        f_t = g.add(f_t, cat);
+        if dev.kl_warmup_gaussian_only {
+            // Deviation: the categorical part at weight 1, F_T = recon + T·neg_kl + (1 − T)·cat.
+            let c = g.scale(cat, T::from_f64(1.0 - temperature));
+            f_t = g.add(f_t, c);
+        }
+        if let Some(lambda) = dev.free_bits_y {
+            // Deviation: the categorical KL enters as max(KL_y, λ): below λ its term is replaced
+            // by the constant −λ, so no gradient pulls it lower.
+            let kl_y = -g.value(cat).to_f64_vec()[0];
+            if kl_y < lambda {
+                let c = g.scale(cat, T::from_f64(-w_cat));
+                f_t = g.add(f_t, c);
+                let floor = cagem_autodiff::Tensor::full(g.device(), 1, 1, T::from_f64(-w_cat * lambda));
+                let floor = g.constant(floor);
+                f_t = g.add(f_t, floor);
+            }
+        }
+    }
+    if let Some(sums) = terms.log_py_sums {
+        // Deviations: log p(y′|z2_y′) weighted by u/K + (1 − u)·q(y′|z1,x) instead of
+        // q(y′|z1,x) (routing), and that term as a whole by W (--log-py-weight).
+        let u = dev.routing_share(temperature).unwrap_or(0.0);
+        let w = dev.log_py_weight.unwrap_or(1.0);
+        if u > 0.0 {
+            let uniform = g.mean(sums.uniform);
+            let uniform = g.scale(uniform, T::from_f64(w_cat * w * u));
+            f_t = g.add(f_t, uniform);
+        }
+        let extra = w * (1.0 - u) - 1.0;
+        if extra != 0.0 {
+            let weighted = g.mean(sums.weighted);
+            let weighted = g.scale(weighted, T::from_f64(w_cat * extra));
+            f_t = g.add(f_t, weighted);
+        }
     }
     let mut loss = g.scale(f_t, -T::one());
     let (mut hp, mut hq) = (None, None);
@@ -82,6 +118,23 @@ pub fn semi_supervised_loss<T: Real>(
         loss = g.add(loss, h);
         hp = Some(mp);
         hq = Some(mq);
+        if dev.labelled_elbo {
+            // Deviation: the labelled ELBO, warm-up as for F, its batch mean at the weight of
+            // the unlabelled batch mean.
+            let bn = BnUse::Train { update_running: false };
+            let t = model.labelled_elbo_terms(g, bn, l.x, l.y, noise);
+            let recon = g.mean(t.recon);
+            let neg_kl = g.mean(t.neg_kl);
+            let neg_kl = g.scale(neg_kl, T::from_f64(temperature));
+            let mut l_t = g.add(recon, neg_kl);
+            if dev.kl_warmup_gaussian_only {
+                let c = g.mean(t.log_py);
+                let c = g.scale(c, T::from_f64(1.0 - temperature));
+                l_t = g.add(l_t, c);
+            }
+            let l_t = g.scale(l_t, -T::one());
+            loss = g.add(loss, l_t);
+        }
     }
     StepLosses { loss, elbo, recon, neg_kl, hp, hq }
 }

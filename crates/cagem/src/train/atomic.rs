@@ -49,3 +49,33 @@ pub fn write_atomic_with<W: DurableWrite>(
         Error::io(path, "write", e)
     })
 }
+
+/// Removes the temporary files that writes interrupted by a crash or `kill -9` left in `dir`
+/// (`.NAME.tmp-PID`). Call it only while holding the folder's lock: no live write is in progress.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stale_temporaries_go_and_nothing_else_does() {
+        let dir = std::env::temp_dir().join(format!("cagem-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [".checkpoint.safetensors.tmp-123", "checkpoint.safetensors", ".hidden", "metrics.jsonl"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        super::remove_stale_temporaries(&dir);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [".hidden", "checkpoint.safetensors", "metrics.jsonl"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

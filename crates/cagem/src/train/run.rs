@@ -68,6 +68,10 @@ pub struct TrainState {
     pub device: Option<String>,
     #[serde(default)]
     pub threads: Option<usize>,
+    /// The periodic evaluation of the last finished epoch was interrupted: the resume redoes it
+    /// before training on, so that no epoch loses its test figures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_eval: bool,
 }
 
 /// Sums over the steps of an epoch so far, for its metrics line.
@@ -158,8 +162,27 @@ pub fn open_run<T: Real>(
             checkpoint::load_meta(dir)?; // the error that says what is missing
         }
         let lock = RunLock::acquire(dir)?;
+        super::atomic::remove_stale_temporaries(dir);
         let (model, adam, meta) = checkpoint::load::<T>(dir, device)?;
-        let diffs = differences(&meta.model, model_cfg, &meta.train, cfg);
+        let mut diffs = differences(&meta.model, model_cfg, &meta.train, cfg);
+        // A data folder that moved: the same files (by checksum) in another folder may continue.
+        let moved_data = meta.train.data_dir != cfg.data_dir
+            && meta.train.data_checksums.is_some()
+            && meta.train.data_checksums == cfg.data_checksums;
+        if moved_data {
+            diffs.retain(|d| !d.starts_with("data_dir "));
+        }
+        if let (Some(was), Some(now)) = (&meta.train.data_checksums, &cfg.data_checksums)
+            && was != now
+        {
+            let changed: std::collections::BTreeSet<&str> =
+                was.keys().chain(now.keys()).filter(|k| was.get(*k) != now.get(*k)).map(|k| k.as_str()).collect();
+            let changed: Vec<&str> = changed.into_iter().collect();
+            diffs.push(format!(
+                "the data files differ from those the run trained on ({} changed, by SHA-256)",
+                changed.join(", ")
+            ));
+        }
         if !diffs.is_empty() {
             return Err(Error::checkpoint(
                 &ckpt,
@@ -183,6 +206,13 @@ pub fn open_run<T: Real>(
         }
         (cfg2.epochs, cfg2.lr, cfg2.max_skips, cfg2.precision) = (cfg.epochs, cfg.lr, cfg.max_skips, cfg.precision);
         (cfg2.eval_every, cfg2.eval_k, cfg2.eval_n) = (cfg.eval_every, cfg.eval_k, cfg.eval_n);
+        if cfg2.data_checksums.is_none() {
+            cfg2.data_checksums = cfg.data_checksums.clone(); // a run from before they were recorded
+        }
+        if moved_data {
+            changes.insert("data_dir".into(), serde_json::json!({ "from": was["data_dir"], "to": now["data_dir"] }));
+            cfg2.data_dir = cfg.data_dir.clone();
+        }
         let now = (device.name(), rayon::current_num_threads());
         if let (Some(d), Some(t)) = (&state.device, state.threads)
             && (d, t) != (&now.0, now.1)
@@ -195,7 +225,8 @@ pub fn open_run<T: Real>(
         }
         let log = MetricsLog::new(dir);
         log.truncate_after(state.epochs_done)?;
-        if let Some(rec) = &state.last_record {
+        // A line whose evaluation was interrupted is written by `train` once it is redone.
+        if let Some(rec) = state.last_record.as_ref().filter(|_| !state.pending_eval) {
             log.restore_last(state.epochs_done, rec)?;
         }
         log.append(&serde_json::json!({
@@ -216,6 +247,7 @@ pub fn open_run<T: Real>(
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     let lock = RunLock::acquire(dir)?;
+    super::atomic::remove_stale_temporaries(dir);
     if ckpt.exists() {
         return Err(Error::config(format!(
             "{} already holds a run; pass --resume to continue it, or choose another --out",
@@ -250,6 +282,7 @@ pub fn open_run<T: Real>(
         last_record: None,
         device: None,
         threads: None,
+        pending_eval: false,
     };
     let mut model = Cagem::new(model_cfg.clone(), cfg.seed, device);
     if model_cfg.standardize {
@@ -330,6 +363,20 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     {
         return Err(Error::config(format!("--clip-norm {c} must be a positive number")));
     }
+    for (flag, v, lo, hi) in [
+        ("--clip-value", cfg.clip_value, f64::MIN_POSITIVE, f64::MAX),
+        ("--routing-floor", cfg.routing_floor, 0.0, 1.0),
+        ("--free-bits-y", cfg.free_bits_y, 0.0, f64::MAX),
+        ("--log-py-weight", cfg.log_py_weight, 0.0, f64::MAX),
+    ] {
+        if let Some(v) = v
+            && !(v >= lo && v <= hi && v.is_finite())
+        {
+            let range = if hi == 1.0 { "between 0 and 1".to_string() } else { format!("a number ≥ {lo}") };
+            let range = if lo > 0.0 && hi == f64::MAX { "a positive number".to_string() } else { range };
+            return Err(Error::config(format!("{flag} {v} must be {range}")));
+        }
+    }
     if cfg.max_skips == 0 {
         return Err(Error::config("--max-skips must be at least 1"));
     }
@@ -339,6 +386,10 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     Ok(())
 }
 
+/// An epoch that skips more than this share of its steps (non-finite loss or gradient) ends the
+/// run with an error: a run that learned nothing is not a success.
+pub const MAX_SKIPPED_SHARE: f64 = 0.5;
+
 /// What a resumed run may change: the length of the run, and the base learning rate (to recover
 /// from a divergence; it replaces `lr` in lr·decay^⌊epoch/every⌋, the decay keeping its place).
 /// `max_skips` only decides when to give up, not what is computed.
@@ -347,13 +398,17 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
 const MAY_CHANGE: [&str; 7] = ["epochs", "lr", "max_skips", "eval_every", "eval_k", "eval_n", "precision"];
 
 /// Human-readable differences between a saved and a requested configuration (`MAY_CHANGE` aside).
-fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
+pub fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
     let mut out = Vec::new();
     let mut cmp = |a: serde_json::Value, b: serde_json::Value| {
         if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
-            for (k, va) in a {
+            // Both ways: an option left out of one side (skipped when unset) is null there.
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let va = a.get(k).cloned().unwrap_or(serde_json::Value::Null);
                 let vb = b.get(k).cloned().unwrap_or(serde_json::Value::Null);
-                if !MAY_CHANGE.contains(&k.as_str()) && *va != vb {
+                // The data's checksums are compared by `open_run` itself.
+                if !MAY_CHANGE.contains(&k.as_str()) && k != "data_checksums" && va != vb {
                     out.push(format!("{k} is {va} in the checkpoint, {vb} requested"));
                 }
             }
@@ -372,10 +427,16 @@ impl<T: Real> Run<T> {
         let cfg = self.cfg.clone();
         let steps = data.n_train() / cfg.batch;
         let alpha = cfg.alpha(data.n_train());
-        let deviations = ObjectiveDeviations::from_list(&cfg.deviations);
+        let deviations = ObjectiveDeviations::of_run(&cfg);
         let metrics = MetricsLog::new(&self.dir);
         self.adam.clip_norm = cfg.clip_norm;
+        self.adam.clip_value = cfg.clip_value;
         let labels_of = |rows: &[u32]| -> Vec<u32> { rows.iter().map(|&r| data.train_labels[r as usize]).collect() };
+        if self.state.pending_eval {
+            // The evaluation an interrupt stopped, on the checkpoint of that epoch.
+            let mut record = self.state.last_record.clone().unwrap_or_else(|| serde_json::json!({}));
+            self.finish_epoch_record(&mut record, data, dev_data, obs, &metrics)?;
+        }
         while self.state.epochs_done < cfg.epochs {
             let epoch = self.state.epochs_done;
             let lr = cfg.lr_at(epoch);
@@ -435,6 +496,9 @@ impl<T: Real> Run<T> {
                     return Err(self.interrupted());
                 }
             }
+            if acc.skipped as f64 > MAX_SKIPPED_SHARE * steps as f64 {
+                return Err(self.learned_nothing(epoch, acc.skipped, steps));
+            }
             let secs = acc.seconds + started.elapsed().as_secs_f64();
             self.state.seconds += secs;
             self.state.epochs_done += 1;
@@ -462,20 +526,38 @@ impl<T: Real> Run<T> {
             // The checkpoint carries the epoch's line, so a crash before the line is appended
             // loses nothing: the resume writes it.
             self.state.last_record = Some(record.clone());
+            self.state.pending_eval = cfg.evaluates_after(epoch + 1);
             self.save()?;
-            if cfg.evaluates_after(epoch + 1) {
-                // After the checkpoint, so that the figures are those of the saved model; saved
-                // again with them (a crash during the evaluation loses only the figures).
-                self.add_test_metrics(&mut record, data, dev_data, obs);
-                self.state.last_record = Some(record.clone());
-                self.save()?;
-            }
-            metrics.append(&record)?;
-            obs.epoch_end(&EpochReport { epoch: epoch + 1, epochs: cfg.epochs, record });
+            self.finish_epoch_record(&mut record, data, dev_data, obs, &metrics)?;
             if self.stop.load(Ordering::SeqCst) && self.state.epochs_done < cfg.epochs {
                 return Err(self.interrupted());
             }
         }
+        Ok(())
+    }
+
+    /// The end of an epoch after its checkpoint: the periodic evaluation where one is due
+    /// (`pending_eval`; after the checkpoint, so that the figures are those of the saved model,
+    /// saved again with them), then the metrics line. An interrupt during the evaluation stops it
+    /// at once; the resume redoes it.
+    fn finish_epoch_record(
+        &mut self,
+        record: &mut serde_json::Value,
+        data: &Dataset,
+        dev_data: &DeviceData<T>,
+        obs: &mut dyn Observer,
+        metrics: &MetricsLog,
+    ) -> Result<()> {
+        if self.state.pending_eval {
+            if !self.add_test_metrics(record, data, dev_data, obs) {
+                return Err(self.interrupted());
+            }
+            self.state.pending_eval = false;
+            self.state.last_record = Some(record.clone());
+            self.save()?;
+        }
+        metrics.append(record)?;
+        obs.epoch_end(&EpochReport { epoch: self.state.epochs_done, epochs: self.cfg.epochs, record: record.clone() });
         Ok(())
     }
 
@@ -488,9 +570,9 @@ impl<T: Real> Run<T> {
         data: &Dataset,
         dev_data: &DeviceData<T>,
         obs: &mut dyn Observer,
-    ) {
+    ) -> bool {
         if dev_data.n_test == 0 {
-            return;
+            return true;
         }
         let rows = crate::eval::spread_over_classes(&data.test_labels, self.cfg.eval_n.max(1));
         let x = crate::eval::select_rows(&dev_data.test, &rows);
@@ -498,9 +580,12 @@ impl<T: Real> Run<T> {
         let opts = crate::eval::EvalOptions {
             k: self.cfg.eval_k.max(1),
             clusters_are_classes: self.cfg.labels > 0,
+            stop: Some(self.stop.clone()),
             ..Default::default()
         };
-        let r = crate::eval::evaluate_rows(&mut self.model, &x, &labels, &opts, &mut |d, t| obs.evaluating(d, t));
+        let evaluated =
+            crate::eval::evaluate_rows_until(&mut self.model, &x, &labels, &opts, &mut |d, t| obs.evaluating(d, t));
+        let Some(r) = evaluated else { return false };
         let fields = serde_json::json!({
             "test_k": r.iw_k,
             "test_n": r.n_test,
@@ -511,11 +596,20 @@ impl<T: Real> Run<T> {
             "test_kl_z2": r.kl_z2,
             "test_active_units_z1": r.active_units_z1,
             "test_active_units_z2": r.active_units_z2,
+            "test_routing": r.clusters.routing,
+            "test_routing_sampled": r.clusters.routing_sampled,
+            "test_routing_q_weighted": r.clusters.routing_q_weighted,
+            "test_routing_by_cluster": r.clusters.routing_by_cluster,
+            "test_z2_separation": r.clusters.z2_separation,
+            "test_z2_separation_by_q": r.clusters.z2_separation_by_q,
+            "test_clusters_used": r.clusters.clusters_used,
+            "test_clusters_perplexity": r.clusters.clusters_perplexity,
             "test_seconds": r.seconds,
         });
         for (k, v) in fields.as_object().expect("object") {
             record[k] = v.clone();
         }
+        true
     }
 
     /// Writes the checkpoint of the current state.
@@ -558,6 +652,24 @@ impl<T: Real> Run<T> {
             self.state.consecutive_skips,
             epoch + 1,
             step + 1
+        ))
+    }
+
+    /// The error that ends a run whose epoch skipped more than `MAX_SKIPPED_SHARE` of its steps
+    /// (nothing is saved for that epoch: the checkpoint on disk is the last one that learned).
+    fn learned_nothing(&self, epoch: usize, skipped: usize, steps: usize) -> Error {
+        let last = if self.dir.join(checkpoint::CHECKPOINT_FILE).exists() && self.state.epochs_done > 0 {
+            format!(
+                "the last good checkpoint is {} (after epoch {})",
+                self.dir.join(checkpoint::CHECKPOINT_FILE).display(),
+                self.state.epochs_done
+            )
+        } else {
+            "no epoch ended well, so there is no checkpoint".to_string()
+        };
+        Error::Diverged(format!(
+            "epoch {} skipped {skipped} of its {steps} steps for a non-finite loss or gradient, so the model is not              learning: check the data's range (features far from 0 overflow the Gaussian densities; try              --standardize), a smaller --lr or --beta, or --clip-norm; {last}",
+            epoch + 1
         ))
     }
 
