@@ -28,7 +28,7 @@ def options(run):
     t, m = cfg["train"], cfg["model"]
     dev = list(t.get("deviations", [])) + ([] if m.get("skip_x_to_z2", True) else ["no-skip-x-z2"])
     extra = [f"--deviation {d}" for d in dev]
-    for key in ["clip_norm", "clip_value", "routing_floor", "free_bits_y"]:
+    for key in ["clip_norm", "clip_value", "routing_floor", "free_bits_y", "log_py_weight"]:
         if t.get(key) is not None:
             extra.append(f"--{key.replace('_', '-')} {t[key]:g}")
     extra.append(f"--warmup {t['warmup']:g}")
