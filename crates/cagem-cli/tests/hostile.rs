@@ -410,3 +410,101 @@ fn every_command_with_every_data_source() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Data the model cannot learn from (features of 1e30 under a Gaussian likelihood make every
+/// step's loss non-finite): the run ends with an error saying why, not "trained 1 epochs".
+#[test]
+fn a_run_that_learns_nothing_fails() {
+    let d = tmp("nothing");
+    let x: Vec<f32> = (0..40 * 4).map(|i| if i % 2 == 0 { 1e30 } else { -1e30 }).collect();
+    npy(&d.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
+    let r = d.join("run");
+    let args = [
+        "train",
+        "--dataset",
+        "npy",
+        "--likelihood",
+        "gaussian",
+        "--labels",
+        "0",
+        "--data",
+        d.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--batch",
+        "10",
+        "--z1",
+        "2",
+        "--z2",
+        "2",
+        "--q-hidden",
+        "8,8",
+        "--p-hidden",
+        "8,8",
+        "--clusters",
+        "2",
+        "--quiet",
+    ];
+    let o = cagem(&args);
+    let err = clean_error(&o, "1e30 data");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("not learning") && err.contains("no checkpoint"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("trained"), "claimed success");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A NumPy data folder that moved continues by checksum; the same folder by a relative path is
+/// the same folder; changed files are refused, naming them.
+#[test]
+fn moved_data_resumes_by_checksum() {
+    let root = tmp("moved");
+    let (a, b) = (root.join("a"), root.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    let x: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
+    npy(&a.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
+    let r = root.join("run");
+    let (rs, as_) = (r.to_str().unwrap(), a.to_str().unwrap());
+    let tiny = [
+        "--z1",
+        "2",
+        "--z2",
+        "2",
+        "--q-hidden",
+        "8,8",
+        "--p-hidden",
+        "8,8",
+        "--clusters",
+        "2",
+        "--labels",
+        "0",
+        "--batch",
+        "10",
+        "--quiet",
+    ];
+    let mut args = vec!["train", "--dataset", "npy", "--data", as_, "--out", rs, "--epochs", "1"];
+    args.extend(tiny);
+    assert!(cagem(&args).status.success());
+    // The same folder through a relative path (from the folder above it).
+    let o = Command::new(env!("CARGO_BIN_EXE_cagem"))
+        .current_dir(&root)
+        .args(["train", "--out", "run", "--resume", "--epochs", "2", "--data", "a", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Moved: accepted, and recorded.
+    std::fs::rename(&a, &b).unwrap();
+    let o = cagem(&["train", "--out", rs, "--resume", "--epochs", "3", "--data", b.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = std::fs::read_to_string(r.join("config.json")).unwrap();
+    assert!(cfg.contains(b.to_str().unwrap()), "{cfg}");
+    // Changed: refused, naming the file.
+    let mut x2 = x.clone();
+    x2[0] = 0.25;
+    npy(&b.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x2));
+    let o = cagem(&["train", "--out", rs, "--resume", "--epochs", "4", "--quiet"]);
+    let err = clean_error(&o, "changed data");
+    assert!(err.contains("train_x.npy changed"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -77,7 +77,8 @@ fn check_declared_size(path: &Path, bytes: &[u8], shape: &[u64], item: usize) ->
         Some(need) => Err(Error::data(
             path,
             format!(
-                "declares shape {shape:?} of {item}-byte values ({need} bytes) but holds only {data} bytes of data                  (a truncated or damaged file)"
+                "declares shape {shape:?} of {item}-byte values ({need} bytes) but holds only {data} bytes of data \
+                 (a truncated or damaged file)"
             ),
         )),
         None => Err(Error::data(path, format!("declares shape {shape:?}: more elements than any file can hold"))),

@@ -668,7 +668,9 @@ impl<T: Real> Run<T> {
             "no epoch ended well, so there is no checkpoint".to_string()
         };
         Error::Diverged(format!(
-            "epoch {} skipped {skipped} of its {steps} steps for a non-finite loss or gradient, so the model is not              learning: check the data's range (features far from 0 overflow the Gaussian densities; try              --standardize), a smaller --lr or --beta, or --clip-norm; {last}",
+            "epoch {} skipped {skipped} of its {steps} steps for a non-finite loss or gradient, so the model is not \
+             learning: check the data's range (features far from 0 overflow the Gaussian densities; try \
+             --standardize), a smaller --lr or --beta, or --clip-norm; {last}",
             epoch + 1
         ))
     }
