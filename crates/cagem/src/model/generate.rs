@@ -178,18 +178,24 @@ impl<T: Real> Cagem<T> {
         let (n, mut fwd) = self.fwd(&mut g, BnUse::Eval);
         let f = &mut fwd;
         let (mu2, _) = n.q_z2(f, xv, mu1, &idx);
-        let mu2 = f.g.value(mu2).to_f64_vec();
-        let mut z2 = vec![0.0; b * dz2];
-        for i in 0..b {
-            for y in 0..k {
-                let q = qy[i * k + y];
-                for d in 0..dz2 {
-                    z2[i * dz2 + d] += q * mu2[(y * b + i) * dz2 + d];
-                }
-            }
-        }
+        let z2 = mix_over_clusters(&qy, &f.g.value(mu2).to_f64_vec(), b, k, dz2);
         (f.g.value(mu1).to_f64_vec(), z2)
     }
+}
+
+/// E[z2|x] = Σ_y q(y|x)·μ_y per image from q(y|x) (b × k) and the means μ of q(z2|x,y,z1) in
+/// the cluster-major layout (k·b × dz2).
+fn mix_over_clusters(q_y: &[f64], mu2: &[f64], b: usize, k: usize, dz2: usize) -> Vec<f64> {
+    let mut z2 = vec![0.0; b * dz2];
+    for i in 0..b {
+        for y in 0..k {
+            let q = q_y[i * k + y];
+            for d in 0..dz2 {
+                z2[i * dz2 + d] += q * mu2[(y * b + i) * dz2 + d];
+            }
+        }
+    }
+    z2
 }
 
 /// What the cluster diagnostics read of a batch of images (crate::clusters), at the posterior
@@ -221,16 +227,7 @@ impl<T: Real> Cagem<T> {
         let logits = n.p_y_head.forward(f, h);
         let log_py = f.g.log_softmax(logits);
         let log_py = f.g.value(log_py).to_f64_vec();
-        let mu2 = f.g.value(mu2).to_f64_vec();
-        let mut z2_mean = vec![0.0; b * dz2];
-        for i in 0..b {
-            for y in 0..k {
-                let q = q_y[i * k + y];
-                for d in 0..dz2 {
-                    z2_mean[i * dz2 + d] += q * mu2[(y * b + i) * dz2 + d];
-                }
-            }
-        }
+        let z2_mean = mix_over_clusters(&q_y, &f.g.value(mu2).to_f64_vec(), b, k, dz2);
         RoutingView { log_py, q_y, z2_mean }
     }
 }
