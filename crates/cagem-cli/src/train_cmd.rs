@@ -47,9 +47,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let done = meta.state.epochs_done;
         let conflicts = cagem::train::run::differences(&meta.model, &model_cfg, &meta.train, &cfg);
         if cfg.epochs <= done && !meta.state.pending_eval && conflicts.is_empty() {
-            // Nothing is written: the run stays exactly as it is. The lock still says whether
-            // another trainer is using the folder (then its epochs are not these).
+            // Nothing is written: the run stays as it is (leftovers of a killed write aside). The
+            // lock still says whether another trainer is using the folder (then its epochs are
+            // not these).
             let _lock = cagem::train::lock::RunLock::acquire(&out)?;
+            cagem::train::atomic::remove_stale_temporaries(&out);
             println!(
                 "nothing to train: {} has {done} epochs and --epochs asks for {}; its checkpoint is unchanged \
                  (give --epochs above {done} to continue)",

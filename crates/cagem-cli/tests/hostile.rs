@@ -493,6 +493,11 @@ fn moved_data_resumes_by_checksum() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // What `kill -9` during a checkpoint write leaves behind goes at the next start.
+    let stale = r.join(".checkpoint.safetensors.tmp-999999");
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    let o = cagem(&["train", "--out", rs, "--resume", "--epochs", "2", "--quiet"]);
+    assert!(o.status.success() && !stale.exists(), "{}", String::from_utf8_lossy(&o.stderr));
     // Moved: accepted, and recorded.
     std::fs::rename(&a, &b).unwrap();
     let o = cagem(&["train", "--out", rs, "--resume", "--epochs", "3", "--data", b.to_str().unwrap(), "--quiet"]);
@@ -507,4 +512,124 @@ fn moved_data_resumes_by_checksum() {
     let err = clean_error(&o, "changed data");
     assert!(err.contains("train_x.npy changed"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A checkpoint whose model gives a bound that is not finite (a weight set to +∞ and saved
+/// through the library, so its checksums are valid): `eval` prints it, flags it in its JSON
+/// and exits 1 instead of reporting success.
+#[test]
+fn eval_refuses_a_bound_that_is_not_finite() {
+    let d = tmp("nonfinite");
+    let x: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
+    npy(&d.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
+    npy(&d.join("test_x.npy"), "<f4", "(10, 4)", &floats(&x[..40]));
+    let r = d.join("run");
+    let args = [
+        "train",
+        "--dataset",
+        "npy",
+        "--labels",
+        "0",
+        "--data",
+        d.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--z1",
+        "2",
+        "--z2",
+        "2",
+        "--q-hidden",
+        "8,8",
+        "--p-hidden",
+        "8,8",
+        "--clusters",
+        "2",
+        "--quiet",
+    ];
+    assert!(cagem(&args).status.success());
+    let dev = cagem_kernels::Device::Cpu;
+    let (mut model, adam, meta) = cagem::train::checkpoint::load::<f32>(&r, &dev).unwrap();
+    let id = model.store.find("p_x.logits.b").unwrap();
+    let n = model.store.get(id).cols();
+    *model.store.get_mut(id) = cagem_autodiff::Tensor::from_f64(&dev, 1, n, &vec![f64::INFINITY; n]);
+    cagem::train::checkpoint::save(&r, &model, &adam, &meta.train, &meta.state).unwrap();
+    let o = cagem(&["eval", "--run", r.to_str().unwrap(), "--k", "2", "--json"]);
+    let err = clean_error(&o, "non-finite eval");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("is not finite"), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(json["finite"], false, "{out}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Checkpoints whose safetensors header lies (a header length of 2⁶², a tensor declared far
+/// larger than the file): a clean error under a 1 GiB memory limit, never an allocation of what
+/// they declare.
+#[test]
+fn lying_checkpoint_headers_never_allocate_what_they_declare() {
+    let d = tmp("lying-ckpt");
+    let x: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
+    npy(&d.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
+    npy(&d.join("test_x.npy"), "<f4", "(10, 4)", &floats(&x[..40]));
+    let r = d.join("run");
+    let args = [
+        "train",
+        "--dataset",
+        "npy",
+        "--labels",
+        "0",
+        "--data",
+        d.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--z1",
+        "2",
+        "--z2",
+        "2",
+        "--q-hidden",
+        "8,8",
+        "--p-hidden",
+        "8,8",
+        "--clusters",
+        "2",
+        "--quiet",
+    ];
+    assert!(cagem(&args).status.success());
+    let ck = r.join("checkpoint.safetensors");
+    let good = std::fs::read(&ck).unwrap();
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(good[8..8 + n].to_vec()).unwrap();
+    let mut huge_len = good.clone();
+    huge_len[..8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    // The first tensor's shape made enormous (same header length, so only the shape lies).
+    let first_shape = header.find("\"shape\":[").unwrap() + 9;
+    let end = header[first_shape..].find(']').unwrap() + first_shape;
+    let lie = "4294967295,4294967295";
+    let mut lying_shape = header.clone();
+    if end - first_shape >= lie.len() {
+        lying_shape.replace_range(first_shape..end, &format!("{lie:<width$}", width = end - first_shape));
+    } else {
+        lying_shape.replace_range(first_shape..end, &"9".repeat(end - first_shape));
+    }
+    let mut shape_bytes = good[..8].to_vec();
+    shape_bytes.extend(lying_shape.as_bytes());
+    shape_bytes.extend(&good[8 + n..]);
+    for (name, bytes) in [("header length 2^62", huge_len), ("tensor shape", shape_bytes)] {
+        std::fs::write(&ck, &bytes).unwrap();
+        let o = cagem_limited(1024, &["eval", "--run", r.to_str().unwrap(), "--k", "2"]);
+        let err = clean_error(&o, name);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        let o = cagem_limited(1024, &["train", "--out", r.to_str().unwrap(), "--resume", "--epochs", "2"]);
+        clean_error(&o, name);
+    }
+    std::fs::remove_dir_all(&d).unwrap();
 }
