@@ -22,6 +22,11 @@ c100-routing-floor-0.3|--warmup 5 --routing-floor 0.3
 c100-routing-floor-0.1|--warmup 5 --routing-floor 0.1
 c100-log-py-weight-3|--warmup 5 --log-py-weight 3
 c100-log-py-weight-10|--warmup 5 --log-py-weight 10
+c100-log-py-weight-3-seed1|--warmup 5 --log-py-weight 3 --seed 1
+c100-log-py-weight-10-seed1|--warmup 5 --log-py-weight 10 --seed 1
+c100-log-py-weight-3+clip|--warmup 5 --log-py-weight 3 --clip-norm 5 --clip-value 1
+c100-log-py-weight-3+bn-qy|--warmup 5 --log-py-weight 3 --deviation bn-qy-weighted
+c0-log-py-weight-3|--warmup 5 --labels 0 --log-py-weight 3
 c100-kl-gauss|--warmup 5 --deviation kl-warmup-gaussian-only
 c100-hp-grad-all|--warmup 5 --deviation hp-grad-all
 c100-baseline-w25|--warmup 25
