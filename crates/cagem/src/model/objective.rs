@@ -4,8 +4,9 @@
 //! with the deviation kl-warmup-gaussian-only, every Gaussian term).
 //! Batch-norm running statistics are collected on the unlabelled pass only.
 //! The deviations (crate::deviation) that change the objective act here: routing-warmup and
-//! --routing-floor reweight log p(y′|z2_y′), --free-bits-y floors the categorical KL,
-//! labelled-elbo adds −mean_l L_T(x_l, y_l); each is absent from the graph when off.
+//! --routing-floor reweight the branches of log p(y′|z2_y′), --log-py-weight scales that term,
+//! --free-bits-y floors the categorical KL, labelled-elbo adds −mean_l L_T(x_l, y_l); each is
+//! absent from the graph when off.
 
 use cagem_autodiff::{Graph, Real, Var};
 
