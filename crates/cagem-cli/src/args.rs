@@ -54,8 +54,8 @@ pub enum Command {
     /// the original 105×105 images; its output is what this binary bundles.
     PrepareOmniglot(PrepareOmniglotArgs),
     /// Learning curves of one or more run folders as one PNG: train and test ELBO with the test
-    /// log-likelihood, test errors of p(y|x) and q(y|x), test KL(z2), active units, learning
-    /// rate and KL temperature against the epoch, one colour per run, with the paper's figures
+    /// log-likelihood, test errors of p(y|x) and q(y|x), test KL(z2), routing and z2 class
+    /// separation, clusters used, active units, learning rate and KL temperature against the epoch, one colour per run, with the paper's figures
     /// for the run's configuration as dashed lines. Reads RUN/metrics.jsonl, RUN/config.json and
     /// the `cagem eval --json` outputs saved as RUN/eval/*.json.
     Plot(PlotArgs),
