@@ -2,7 +2,7 @@
 """CaGeM in plain PyTorch (eager fp32 by default): the peer a user would otherwise run, for side-by-side
 speed comparisons with `cagem bench` on the same machine, in the same call.
 
-It builds the model of DESIGN.md §1 exactly as cagem does (same networks, widths, heads, the
+It builds the model of docs/design.md §1 exactly as cagem does (same networks, widths, heads, the
 exact sum over y, the semi-supervised loss with its stop-gradients, batch-norm statistics
 collected on the unlabelled pass only, Adam), written the way a PyTorch user would write it: y
 enters the y-conditioned networks as a one-hot vector concatenated to their other inputs, and the

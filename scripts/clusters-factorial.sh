@@ -2,7 +2,7 @@
 # The reduced-scale factorial of issue 28 (does z2 hold the clusters?): each cell trains on the
 # first 10,000 MNIST images for 30 epochs, seed 0 unless named, evaluated every 10 epochs on 1000
 # test images spread over the classes (IW-10, routing, separation, clusters used).
-# Two runs side by side, one thread each; a cell with a checkpoint resumes, a finished one is
+# Two runs side by side (LANES=n to change), one thread each; a cell with a checkpoint resumes, a finished one is
 # skipped, so the script can be rerun after an interruption.
 #   scripts/clusters-factorial.sh [BIN] [OUT] [CELL...]     (default: every cell below, in order)
 set -uo pipefail
@@ -26,6 +26,7 @@ c100-log-py-weight-3-seed1|--warmup 5 --log-py-weight 3 --seed 1
 c100-log-py-weight-10-seed1|--warmup 5 --log-py-weight 10 --seed 1
 c100-log-py-weight-3+clip|--warmup 5 --log-py-weight 3 --clip-norm 5 --clip-value 1
 c100-log-py-weight-3+bn-qy|--warmup 5 --log-py-weight 3 --deviation bn-qy-weighted
+c100-log-py-weight-3+floor-0.3|--warmup 5 --log-py-weight 3 --routing-floor 0.3
 c0-log-py-weight-3|--warmup 5 --labels 0 --log-py-weight 3
 c100-kl-gauss|--warmup 5 --deviation kl-warmup-gaussian-only
 c100-hp-grad-all|--warmup 5 --deviation hp-grad-all
@@ -70,4 +71,4 @@ sys.exit(0 if any(r.get("epoch") == 30 and "test_routing" in r for r in rows) el
 }
 export -f one
 export bin out common
-tr '\n' '\0' <<<"$cells" | xargs -0 -P 2 -I{} bash -c 'one "$@"' _ {}
+tr '\n' '\0' <<<"$cells" | xargs -0 -P "${LANES:-2}" -I{} bash -c 'one "$@"' _ {}

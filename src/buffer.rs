@@ -6,73 +6,11 @@
 //! writes all of its outputs; in debug builds recycled buffers are poisoned with NaN so a kernel
 //! that forgets an element fails its tests.
 
-use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
 
 use crate::device::Device;
+pub use crate::host_pool::HostPool;
 use crate::real::Real;
-
-/// Host memory cached by the pool is capped (bytes) so that odd shapes cannot pile up forever.
-const HOST_POOL_CAP_BYTES: usize = 8 << 30;
-
-/// A cache of host vectors of one element type, keyed by exact length.
-pub struct HostPool<T> {
-    inner: Mutex<PoolInner<T>>,
-}
-
-struct PoolInner<T> {
-    free: BTreeMap<usize, Vec<Vec<T>>>,
-    cached_bytes: usize,
-}
-
-impl<T: Real> HostPool<T> {
-    pub const fn new() -> Self {
-        HostPool { inner: Mutex::new(PoolInner { free: BTreeMap::new(), cached_bytes: 0 }) }
-    }
-
-    fn take(&self, len: usize) -> Option<Vec<T>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = inner.free.get_mut(&len)?;
-        let v = bucket.pop()?;
-        inner.cached_bytes -= len * size_of::<T>();
-        Some(v)
-    }
-
-    fn give(&self, mut v: Vec<T>) {
-        let bytes = v.len() * size_of::<T>();
-        if bytes == 0 {
-            return;
-        }
-        if cfg!(debug_assertions) {
-            v.fill(T::nan());
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.cached_bytes + bytes > HOST_POOL_CAP_BYTES {
-            return; // dropped: the cap protects against unbounded growth
-        }
-        inner.cached_bytes += bytes;
-        inner.free.entry(v.len()).or_default().push(v);
-    }
-
-    /// Frees every cached buffer.
-    pub fn trim(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.free.clear();
-        inner.cached_bytes = 0;
-    }
-
-    /// Bytes currently cached (not in use).
-    pub fn cached_bytes(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).cached_bytes
-    }
-}
-
-impl<T: Real> Default for HostPool<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// A host vector that returns to its pool when dropped.
 pub struct HostBuffer<T: Real> {
@@ -194,13 +132,6 @@ impl<T: Real> Buffer<T> {
         }
     }
 
-    /// A copy on the same device.
-    pub fn duplicate(&self) -> Self {
-        let mut out = Self::uninit(&self.device(), self.len());
-        crate::elementwise::copy(self, &mut out);
-        out
-    }
-
     /// A copy of elements `start .. start + len`, on the same device.
     pub fn copy_range(&self, start: usize, len: usize) -> Self {
         assert!(start + len <= self.len(), "copy_range {start}+{len} of a buffer of {}", self.len());
@@ -234,10 +165,6 @@ impl<T: Real> Buffer<T> {
             at += p.len();
         }
         out
-    }
-
-    pub fn fill(&mut self, value: T) {
-        crate::elementwise::fill(self, value);
     }
 
     /// The host slice. Panics if the buffer lives on a GPU: callers dispatch on the device first.

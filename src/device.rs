@@ -4,6 +4,8 @@ use std::fmt;
 #[cfg(feature = "cuda")]
 use std::sync::Arc;
 
+pub use crate::device_error::DeviceError;
+
 /// A compute device. Cloning is cheap (the CUDA variant is reference-counted).
 #[derive(Clone)]
 pub enum Device {
@@ -11,41 +13,6 @@ pub enum Device {
     #[cfg(feature = "cuda")]
     Cuda(Arc<crate::cuda::CudaDevice>),
 }
-
-/// Why a device could not be opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceError {
-    /// The name is neither `cpu` nor `cuda[:N]`.
-    Unknown(String),
-    /// `cuda` was asked for but this binary was built without the `cuda` feature.
-    CudaNotCompiled,
-    /// The CUDA driver library (libcuda) or cuBLAS could not be loaded.
-    NoDriver(String),
-    /// The driver loaded but reported no usable GPU, or initialisation failed.
-    Cuda(String),
-    /// A setting the device does not have.
-    Unsupported(String),
-}
-
-impl fmt::Display for DeviceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeviceError::Unknown(s) => {
-                write!(f, "unknown device '{s}': expected 'cpu' or 'cuda' (or 'cuda:N')")
-            }
-            DeviceError::CudaNotCompiled => write!(
-                f,
-                "this cagem binary was built without CUDA support; rebuild with \
-                 `cargo build --release --features cuda` (needs nvcc, see scripts/install-nvcc.sh)"
-            ),
-            DeviceError::NoDriver(s) => write!(f, "no CUDA driver available: {s}"),
-            DeviceError::Cuda(s) => write!(f, "CUDA initialisation failed: {s}"),
-            DeviceError::Unsupported(s) => write!(f, "{s}"),
-        }
-    }
-}
-
-impl std::error::Error for DeviceError {}
 
 impl Device {
     /// Opens a device by name: `cpu`, `cuda` (GPU 0) or `cuda:N`.

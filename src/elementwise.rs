@@ -50,6 +50,21 @@ pub fn copy<T: Real>(src: &Buffer<T>, dst: &mut Buffer<T>) {
     }
 }
 
+/// The element-wise ops a buffer offers as methods; here rather than in buffer.rs so that the
+/// buffer does not import the kernels that take it.
+impl<T: Real> Buffer<T> {
+    /// A copy on the same device.
+    pub fn duplicate(&self) -> Self {
+        let mut out = Self::uninit(&self.device(), self.len());
+        copy(self, &mut out);
+        out
+    }
+
+    pub fn fill(&mut self, value: T) {
+        fill(self, value);
+    }
+}
+
 /// out = a ∘ b (same lengths).
 pub fn binary<T: Real>(op: BinaryOp, a: &Buffer<T>, b: &Buffer<T>, out: &mut Buffer<T>) {
     assert!(a.len() == b.len() && a.len() == out.len(), "binary op: length mismatch");

@@ -67,7 +67,7 @@ pub fn ln_1p_f32(y: f32) -> f32 {
 /// independent accumulators over fixed-size chunks let the loop vectorise (a single accumulator
 /// is a serial dependency the compiler may not reorder).
 #[inline(always)]
-pub fn lane_sum3<T: crate::Real>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) -> T {
+pub fn lane_sum3<T: num_traits::Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) -> T {
     let n = a.len();
     let (b, c) = (&b[..n], &c[..n]);
     let (ac, at) = a.as_chunks::<8>();

@@ -1,5 +1,5 @@
 //! Indexed rows and entries: how the cluster variable y enters the networks without one-hot
-//! products (DESIGN.md §2), and how per-cluster log-probabilities are read off.
+//! products (docs/design.md §1, "Cost"), and how per-cluster log-probabilities are read off.
 //!
 //! - `gather_add_rows`:  out[r] = a[r mod P] + table[idx[r]]   (first layer: W_c·c + W_y[:, y])
 //! - `scatter_add_rows`: dtable[k] (=|+=) Σ_{r : idx[r] = k} g[r]   (its adjoint in `table`)

@@ -5,6 +5,7 @@
 //! transposed. The model needs NN (forward: X·W), NT (dX = dY·Wᵀ) and TN (dW = Xᵀ·dY).
 
 use crate::buffer::Buffer;
+pub use crate::gemm_shape::{GemmShape, Trans};
 use crate::real::Real;
 
 /// The arithmetic of f32 matrix products on the CPU. Bf16: inputs rounded to bf16, products
@@ -82,34 +83,6 @@ pub fn gemm_bf16(s: GemmShape, a: &[u16], b: &[u16], c: &mut [f32], accumulate: 
 /// 10×1024×1000 0.32–0.35 (alone, with warm caches: 0.46 and 0.13).
 pub fn runs_transposed(s: GemmShape) -> bool {
     s.ta == Trans::T && s.tb == Trans::N && s.n <= 16 && 4 * s.n <= s.m
-}
-
-/// Whether an operand is read as stored or transposed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trans {
-    N,
-    T,
-}
-
-/// The shape of one product: C[m×n] (=, or += with `accumulate`) op(A)[m×k] · op(B)[k×n].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GemmShape {
-    pub m: usize,
-    pub n: usize,
-    pub k: usize,
-    pub ta: Trans,
-    pub tb: Trans,
-}
-
-impl GemmShape {
-    pub fn new(m: usize, n: usize, k: usize, ta: Trans, tb: Trans) -> Self {
-        GemmShape { m, n, k, ta, tb }
-    }
-
-    /// Floating-point operations of the product (2·m·n·k).
-    pub fn flops(&self) -> f64 {
-        2.0 * self.m as f64 * self.n as f64 * self.k as f64
-    }
 }
 
 /// C (=|+=) op(A)·op(B) on whichever device the buffers live.

@@ -6,7 +6,7 @@ use std::iter::Sum;
 
 use num_traits::Float;
 
-use crate::buffer::HostPool;
+use crate::host_pool::HostPool;
 
 /// A floating-point element type the kernels support.
 pub trait Real: Float + Sum + Default + Debug + Display + Send + Sync + bytemuck::Pod + 'static + CudaElement {

@@ -6,7 +6,7 @@ use cudarc::cublas::GemmConfig;
 use cudarc::cublas::sys::cublasOperation_t;
 
 use super::buffer::CudaBuffer;
-use crate::gemm::{GemmShape, Trans};
+use crate::gemm_shape::{GemmShape, Trans};
 use crate::real::Real;
 
 pub fn gemm<T: Real>(s: GemmShape, a: &CudaBuffer<T>, b: &CudaBuffer<T>, c: &mut CudaBuffer<T>, accumulate: bool) {

@@ -112,3 +112,31 @@ impl CudaIndices {
         check(self.dev.stream().clone_dtoh(&self.slice.slice(..self.len)), "download")
     }
 }
+
+/// Allocation and upload live with the buffers they make, so that the device does not import its
+/// buffers and the buffers their device.
+impl CudaDevice {
+    /// `len` elements with unspecified contents (stream-ordered, from the pool).
+    pub fn alloc<T: Real>(self: &Arc<Self>, len: usize) -> CudaBuffer<T> {
+        CudaBuffer::new(self.alloc_slice(len), len, self.clone())
+    }
+
+    pub fn upload<T: Real>(self: &Arc<Self>, data: &[T]) -> CudaBuffer<T> {
+        let mut b = self.alloc::<T>(data.len());
+        b.upload_from(data);
+        b
+    }
+
+    pub fn upload_indices(self: &Arc<Self>, idx: &[u32]) -> CudaIndices {
+        let mut s = self.alloc_slice::<u32>(idx.len());
+        if !idx.is_empty() {
+            check(self.stream().memcpy_htod(idx, &mut s), "upload");
+        }
+        CudaIndices::new(s, idx.len(), idx.iter().copied().max(), self.clone())
+    }
+
+    /// A scratch buffer of at least one f64 (reduction partials).
+    pub(crate) fn scratch_f64(self: &Arc<Self>, len: usize) -> CudaBuffer<f64> {
+        self.alloc::<f64>(len.max(1))
+    }
+}

@@ -14,10 +14,8 @@ use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, sys};
 use cudarc::nvrtc::Ptx;
 
-use super::buffer::{CudaBuffer, CudaIndices};
 use super::error::{self, describe};
-use crate::device::DeviceError;
-use crate::real::Real;
+use crate::device_error::DeviceError;
 
 pub struct CudaDevice {
     ordinal: usize,
@@ -152,38 +150,12 @@ impl CudaDevice {
 
     /// At least one element: what the stream-ordered allocator does with 0 bytes is undocumented.
     /// Callers keep the logical length.
-    fn alloc_slice<T: DeviceRepr>(&self, len: usize) -> CudaSlice<T> {
+    pub(super) fn alloc_slice<T: DeviceRepr>(&self, len: usize) -> CudaSlice<T> {
         let n = len.max(1);
         unsafe { self.stream.alloc::<T>(n) }.unwrap_or_else(|e| {
             let bytes = n * std::mem::size_of::<T>();
             panic!("{}", error::alloc_failure(&self.name(), bytes, e.0, &describe(e.0)))
         })
-    }
-
-    /// `len` elements with unspecified contents (stream-ordered, from the pool).
-    pub fn alloc<T: Real>(self: &Arc<Self>, len: usize) -> CudaBuffer<T> {
-        CudaBuffer::new(self.alloc_slice(len), len, self.clone())
-    }
-
-    pub fn upload<T: Real>(self: &Arc<Self>, data: &[T]) -> CudaBuffer<T> {
-        let mut b = self.alloc::<T>(data.len());
-        b.upload_from(data);
-        b
-    }
-
-    pub fn upload_indices(self: &Arc<Self>, idx: &[u32]) -> CudaIndices {
-        let mut s = self.alloc_slice::<u32>(idx.len());
-        if !idx.is_empty() {
-            self.stream
-                .memcpy_htod(idx, &mut s)
-                .unwrap_or_else(|e| panic!("{}", error::async_failure("upload", e.0, &describe(e.0))));
-        }
-        CudaIndices::new(s, idx.len(), idx.iter().copied().max(), self.clone())
-    }
-
-    /// A scratch buffer of at least one f64 (reduction partials).
-    pub(crate) fn scratch_f64(self: &Arc<Self>, len: usize) -> CudaBuffer<f64> {
-        self.alloc::<f64>(len.max(1))
     }
 
     /// The compute capability (major, minor).

@@ -12,7 +12,4 @@ pub use buffer::{CudaBuffer, CudaIndices};
 pub use device::CudaDevice;
 pub use error::{PTX_ARCH, check_capability};
 
-/// The PTX of every `kernels/*.cu`, compiled by build.rs: (module name, PTX text).
-pub mod ptx {
-    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
-}
+pub mod ptx;

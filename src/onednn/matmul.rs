@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use super::ffi::{self, Api, ExecArg};
-use crate::gemm::{GemmShape, Trans};
+use crate::gemm_shape::{GemmShape, Trans};
 
 /// What the primitive reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

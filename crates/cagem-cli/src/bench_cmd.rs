@@ -1,6 +1,6 @@
 //! `cagem bench`.
 
-use cagem::bench::bench;
+use crate::bench::bench;
 use cagem::{Error, ModelConfig, Result};
 
 use crate::args::BenchArgs;

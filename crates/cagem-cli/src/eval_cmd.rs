@@ -1,9 +1,9 @@
 //! `cagem eval`.
 
+use cagem::checkpoint;
 use cagem::data::DeviceData;
 use cagem::eval::{EvalOptions, evaluate_rows, select_rows, spread_over_classes};
 use cagem::model::IwEstimator;
-use cagem::train::checkpoint;
 use cagem::{Error, Result};
 
 use crate::args::EvalArgs;

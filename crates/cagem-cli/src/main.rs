@@ -1,6 +1,7 @@
 //! `cagem`: train, evaluate and benchmark the Cluster-aware Generative Model.
 
 mod args;
+mod bench;
 mod bench_cmd;
 mod data_source;
 mod eval_cmd;
@@ -10,9 +11,7 @@ mod plot_cmd;
 mod prepare_cmd;
 mod progress;
 mod ranges;
-mod reproduce_cmd;
-mod slurm;
-mod table_report;
+mod reproduce;
 mod train_cmd;
 
 use clap::parser::ValueSource;
@@ -53,7 +52,7 @@ fn main() {
         Command::Predict(a) => outputs_cmd::predict(a),
         Command::Encode(a) => outputs_cmd::encode(a),
         Command::Score(a) => outputs_cmd::score(a),
-        Command::Reproduce(a) => reproduce_cmd::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
         Command::PrepareOmniglot(a) => prepare_cmd::run(a),
         Command::Plot(a) => plot_cmd::run(a),
     });

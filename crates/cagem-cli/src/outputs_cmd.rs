@@ -2,15 +2,15 @@
 //! NumPy arrays (.npz) or CSV. They run the code of `eval` and `latent` (cagem::eval) on a split
 //! of the run's data or on new examples (`--input F.npy`).
 
+use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::data::{DeviceData, eval_rows, npy};
 use cagem::eval::{
     EVAL_SEED, EvalOptions, argmax_rows, class_probabilities, classification_error, iw_per_example, posterior_means,
 };
-use cagem::export::{self, Column, Values};
 use cagem::model::{Cagem, IwEstimator, NoiseStreams};
-use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::{Error, Result};
 use cagem_autodiff::Tensor;
+use cagem_report::export::{self, Column, Values};
 use indicatif::ProgressBar;
 
 use crate::args::{EncodeArgs, OutputCommon, PredictArgs, ScoreArgs};

@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
+use cagem::checkpoint;
 use cagem::data::{Dataset, DeviceData};
 use cagem::model::{Cagem, ClusterChoice, NoiseStreams};
-use cagem::pictures::{Panel, scatter_panels, side_by_side, tile};
-use cagem::train::checkpoint;
 use cagem::{Error, Result};
 use cagem_autodiff::Tensor;
+use cagem_report::pictures::{Panel, scatter_panels, side_by_side, tile};
 
 use crate::args::{DeviceArgs, GridArgs, LatentArgs, ReconstructArgs, SampleArgs};
 use crate::data_source;
@@ -125,8 +125,8 @@ pub fn latent(a: LatentArgs) -> Result<()> {
     }
     let dd = test_rows(&model, &data, n);
     let (z1, z2) = cagem::eval::posterior_means(&mut model, &dd.test, &mut |_| {});
-    let (p1, v1) = cagem::pca::pca2(&z1, model.cfg.z1);
-    let (p2, v2) = cagem::pca::pca2(&z2, model.cfg.z2);
+    let (p1, v1) = cagem_report::pca::pca2(&z1, model.cfg.z1);
+    let (p2, v2) = cagem_report::pca::pca2(&z2, model.cfg.z2);
     let mut names: Vec<String> = (0..data.n_classes).map(|c| c.to_string()).collect();
     let mut labels = data.test_labels[..n].to_vec();
     if labels.contains(&cagem::data::UNLABELLED) {

@@ -1,7 +1,7 @@
-//! `cagem plot`: learning curves of run folders as one PNG (cagem::curves).
+//! `cagem plot`: learning curves of run folders as one PNG (cagem_report::curves).
 
-use cagem::curves;
 use cagem::{Error, Result};
+use cagem_report::curves;
 
 use crate::args::PlotArgs;
 

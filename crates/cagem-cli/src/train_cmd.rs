@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::data::{Dataset, DeviceData};
 use cagem::deviation::Deviation;
 use cagem::precision::Precision;
-use cagem::train::checkpoint::{self, CheckpointMeta};
 use cagem::train::open_run;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
@@ -51,7 +51,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             // lock still says whether another trainer is using the folder (then its epochs are
             // not these).
             let _lock = cagem::train::lock::RunLock::acquire(&out)?;
-            cagem::train::atomic::remove_stale_temporaries(&out);
+            cagem::atomic::remove_stale_temporaries(&out);
             println!(
                 "nothing to train: {} has {done} epochs and --epochs asks for {}; its checkpoint is unchanged \
                  (give --epochs above {done} to continue)",

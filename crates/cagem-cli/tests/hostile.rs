@@ -552,11 +552,11 @@ fn eval_refuses_a_bound_that_is_not_finite() {
     ];
     assert!(cagem(&args).status.success());
     let dev = cagem_kernels::Device::Cpu;
-    let (mut model, adam, meta) = cagem::train::checkpoint::load::<f32>(&r, &dev).unwrap();
+    let (mut model, adam, meta) = cagem::checkpoint::load::<f32>(&r, &dev).unwrap();
     let id = model.store.find("p_x.logits.b").unwrap();
     let n = model.store.get(id).cols();
     *model.store.get_mut(id) = cagem_autodiff::Tensor::from_f64(&dev, 1, n, &vec![f64::INFINITY; n]);
-    cagem::train::checkpoint::save(&r, &model, &adam, &meta.train, &meta.state).unwrap();
+    cagem::checkpoint::save(&r, &model, &adam, &meta.train, &meta.state).unwrap();
     let o = cagem(&["eval", "--run", r.to_str().unwrap(), "--k", "2", "--json"]);
     let err = clean_error(&o, "non-finite eval");
     assert_eq!(o.status.code(), Some(1));

@@ -4,9 +4,9 @@
 use cagem_kernels::gemm::Precision;
 use serde::{Deserialize, Serialize};
 
-use crate::deviation::Deviation;
+use crate::deviation::{Deviation, ObjectiveDeviations};
 
-/// The architecture (DESIGN.md §1). Defaults are the paper's MNIST model.
+/// The architecture (docs/design.md §1). Defaults are the paper's MNIST model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Pixels per image.
@@ -280,6 +280,18 @@ impl TrainConfig {
     /// also used unlabelled, so N_u = the training-set size.
     pub fn alpha(&self, n_unlabelled: usize) -> f64 {
         if self.labels == 0 { 0.0 } else { self.beta * (n_unlabelled + self.labels) as f64 / self.labels as f64 }
+    }
+}
+
+impl TrainConfig {
+    /// The objective's switches for this run: its named deviations and its numeric ones.
+    pub fn objective_deviations(&self) -> ObjectiveDeviations {
+        ObjectiveDeviations {
+            routing_floor: self.routing_floor,
+            free_bits_y: self.free_bits_y,
+            log_py_weight: self.log_py_weight,
+            ..ObjectiveDeviations::from_list(&self.deviations)
+        }
     }
 }
 

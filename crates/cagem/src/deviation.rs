@@ -116,16 +116,6 @@ impl ObjectiveDeviations {
         }
     }
 
-    /// The switches of a run: its named deviations and its numeric ones.
-    pub fn of_run(cfg: &crate::config::TrainConfig) -> Self {
-        ObjectiveDeviations {
-            routing_floor: cfg.routing_floor,
-            free_bits_y: cfg.free_bits_y,
-            log_py_weight: cfg.log_py_weight,
-            ..Self::from_list(&cfg.deviations)
-        }
-    }
-
     /// The uniform share u of the branch weights u/K + (1 − u)·q(y′|z1,x) of log p(y′|z2_y′) at
     /// temperature T, where a routing deviation is on.
     pub fn routing_share(&self, temperature: f64) -> Option<f64> {

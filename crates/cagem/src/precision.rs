@@ -5,6 +5,7 @@ use cagem_autodiff::Device;
 pub use cagem_kernels::gemm::Precision;
 
 use crate::error::{Error, Result};
+use crate::timing::median_seconds;
 
 /// Ok if `precision` can run on `device`; otherwise one line saying why not.
 pub fn check(precision: Precision, device: &Device) -> Result<()> {
@@ -82,20 +83,6 @@ pub fn probe_speed() -> SpeedProbe {
     let f32_s = median_seconds(|| cpu::gemm(s, &a, &b, &mut c, false));
     let bf16_s = median_seconds(|| gemm_bf16(s, &a16, &b16, &mut c, false));
     SpeedProbe { f32_gflops: s.flops() / f32_s / 1e9, bf16_gflops: s.flops() / bf16_s / 1e9 }
-}
-
-fn median_seconds(mut f: impl FnMut()) -> f64 {
-    for _ in 0..2 {
-        f();
-    }
-    let t = (0..5)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    crate::bench::median(t)
 }
 
 #[cfg(test)]

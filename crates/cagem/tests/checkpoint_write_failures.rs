@@ -5,9 +5,9 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use cagem::atomic::{DurableWrite, write_atomic_with};
+use cagem::checkpoint::{self, CHECKPOINT_FILE};
 use cagem::data::{DeviceData, mnist};
-use cagem::train::atomic::{DurableWrite, write_atomic_with};
-use cagem::train::checkpoint::{self, CHECKPOINT_FILE};
 use cagem::train::open_run;
 use cagem::train::run::Quiet;
 use cagem::{ModelConfig, TrainConfig};

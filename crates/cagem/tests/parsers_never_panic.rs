@@ -6,9 +6,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
+use cagem::checkpoint::{self, CHECKPOINT_FILE};
 use cagem::data::idx::{IdxArray, IdxData, decompress_if_gz, encode_idx, parse_idx};
 use cagem::data::{DeviceData, mnist};
-use cagem::train::checkpoint::{self, CHECKPOINT_FILE};
 use cagem::train::open_run;
 use cagem::train::run::Quiet;
 use cagem::{ModelConfig, TrainConfig};

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use cagem::checkpoint::{self, CHECKPOINT_FILE};
 use cagem::data::{Dataset, DeviceData, mnist};
-use cagem::train::checkpoint::{self, CHECKPOINT_FILE};
 use cagem::train::run::Quiet;
 use cagem::train::{Run, open_run};
 use cagem::{ModelConfig, TrainConfig};

@@ -22,7 +22,7 @@ pub enum BnMode<'a, T: Real> {
 }
 
 impl<T: Real> Graph<T> {
-    /// y = [ReLU](γ·(x − μ)/√(σ² + ε) + β) per column.
+    /// `y = [ReLU](γ·(x − μ)/√(σ² + ε) + β)` per column.
     pub fn batch_norm(&mut self, x: Var, gamma: Var, beta: Var, mode: BnMode<'_, T>, eps: f64, relu: bool) -> Var {
         let (rows, cols) = self.shape(x);
         assert_eq!(self.shape(gamma), (1, cols), "batch_norm: gamma shape");

@@ -16,7 +16,7 @@ impl<T: Real> Graph<T> {
         self.record(out, &[x], TileRowsBackward { x })
     }
 
-    /// a[r] + b[r mod rows(b)]; rows(b) divides rows(a).
+    /// `a[r] + b[r mod rows(b)]`; rows(b) divides rows(a).
     pub fn add_tiled(&mut self, a: Var, b: Var) -> Var {
         let (rows, cols) = self.shape(a);
         assert_eq!(self.shape(b).1, cols, "add_tiled: widths differ");

@@ -1,6 +1,6 @@
 //! Indexed rows and entries. `gather_add_rows` is the first layer of a y-conditioned network:
 //! the y-independent part a (one row per example) plus the weight row of each row's cluster,
-//! W·[c; onehot(y)] = a + W_y[y], never a product with a one-hot matrix. `pick` reads one entry
+//! `W·[c; onehot(y)] = a + W_y[y]`, never a product with a one-hot matrix. `pick` reads one entry
 //! per row, such as log p(y = k | z2) on the row of cluster k.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use crate::graph::{Backward, BackwardCx, Graph, Var};
 use crate::tensor::Tensor;
 
 impl<T: Real> Graph<T> {
-    /// out[r] = a[r mod rows(a)] + table[idx[r]]: rows = idx.len().
+    /// `out[r] = a[r mod rows(a)] + table[idx[r]]`: rows = idx.len().
     pub fn gather_add_rows(&mut self, a: Var, table: Var, idx: &Arc<Indices>) -> Var {
         let cols = self.shape(a).1;
         assert_eq!(self.shape(table).1, cols, "gather_add_rows: widths differ");
@@ -25,7 +25,7 @@ impl<T: Real> Graph<T> {
         self.record(out, &[a, table], GatherAddBackward { a, table, idx: idx.clone(), bf16_grad })
     }
 
-    /// out[r] = x[r, idx[r]]: rows × 1.
+    /// `out[r] = x[r, idx[r]]`: rows × 1.
     pub fn pick(&mut self, x: Var, idx: &Arc<Indices>) -> Var {
         let (rows, cols) = self.shape(x);
         assert_eq!(idx.len(), rows, "pick: {} indices for {rows} rows", idx.len());

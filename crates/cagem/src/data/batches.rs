@@ -17,11 +17,6 @@ use crate::config::Likelihood;
 /// Seed of the one-off binarisation of the test set (fixed: evaluations are comparable).
 pub const TEST_BINARIZATION_SEED: u64 = 0x7e57_5eed;
 
-/// Converts 8-bit intensities to probabilities.
-pub fn probabilities<T: Real>(pixels: &[u8]) -> Vec<T> {
-    pixels.iter().map(|&p| T::from_f64(p as f64 / 255.0)).collect()
-}
-
 /// A data set's images on a device.
 pub struct DeviceData<T: Real> {
     pub dim: usize,

@@ -183,7 +183,7 @@ pub fn write(d: &Derived, out: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut written = Vec::new();
     for (name, bytes) in FILES.iter().zip(encode(d)) {
         let path = out.join(name);
-        crate::train::checkpoint::write_atomic(&path, &bytes)?;
+        crate::atomic::write_atomic(&path, &bytes)?;
         written.push((path, sha256_hex(&bytes)));
     }
     Ok(written)

@@ -1,4 +1,4 @@
-//! CaGeM (DESIGN.md §1): six networks, the ELBO with the exact sum over the cluster y, the two
+//! CaGeM (docs/design.md §1): six networks, the ELBO with the exact sum over the cluster y, the two
 //! classifiers of the semi-supervised objective, and the importance-weighted bound.
 //!
 //! Generative p:  p(z2) = N(0, I) · p(y|z2) = Cat · p(z1|y,z2) = N · p(x|y,z1) = Bernoulli(σ(·)),

@@ -2,7 +2,7 @@
 //!
 //! The first layer takes its input in parts (e.g. x and z1), one weight matrix per part, and
 //! optionally the cluster y as a table of K weight rows: W·[x; z1; onehot(y)] is computed as
-//! Wₓx + W_z1·z1 + W_y[y]. Parts with fewer rows (x shared by the importance samples of one
+//! `Wₓx + W_z1·z1 + W_y[y]`. Parts with fewer rows (x shared by the importance samples of one
 //! image) are added with a period. Dense layers before batch norm carry no bias.
 
 use std::sync::Arc;
@@ -77,9 +77,9 @@ impl BatchNorm {
 /// Dense → BN → ReLU → Dense → BN → ReLU over inputs given in parts, optionally y-conditioned.
 #[derive(Clone, Debug)]
 pub struct Block {
-    /// First-layer weights, one per input part (part width × hidden[0]).
+    /// First-layer weights, one per input part (part width × `hidden[0]`).
     pub first: Vec<ParamId>,
-    /// First-layer weights of the one-hot cluster input (K × hidden[0]).
+    /// First-layer weights of the one-hot cluster input (K × `hidden[0]`).
     pub cluster: Option<ParamId>,
     pub bn0: BatchNorm,
     pub second: ParamId,
@@ -112,7 +112,7 @@ impl Block {
     }
 
     /// The block's output. `inputs` match the parts given at construction; with `clusters`, the
-    /// output has one row per index (row r adds the weight row of cluster idx[r]).
+    /// output has one row per index (row r adds the weight row of cluster `idx[r]`).
     pub fn forward<T: Real>(&self, f: &mut Fwd<T>, inputs: &[Var], clusters: Option<&Arc<Indices>>) -> Var {
         assert_eq!(inputs.len(), self.first.len(), "block: {} inputs for {} parts", inputs.len(), self.first.len());
         let mut a = first_layer(f, &self.first, inputs);

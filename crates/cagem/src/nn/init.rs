@@ -1,5 +1,5 @@
 //! Initial values. Dense layers: Glorot (Xavier) uniform, Lasagne's default (the paper's
-//! framework); Gaussian heads start near zero, N(0, 1e-3²) weights (DESIGN.md §1).
+//! framework); Gaussian heads start near zero, N(0, 1e-3²) weights (docs/design.md §1).
 
 use cagem_kernels::rng::HostRng;
 

@@ -41,7 +41,7 @@ impl MetricsLog {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        crate::train::checkpoint::write_atomic(&self.path, kept.as_bytes())
+        crate::atomic::write_atomic(&self.path, kept.as_bytes())
     }
 
     /// Appends `record`, the line of epoch `epoch` kept in the checkpoint, if the log lacks it (a

@@ -8,15 +8,14 @@ use std::time::Instant;
 
 use cagem_autodiff::{Adam, Device, Real};
 use cagem_kernels::rng::HostRng;
-use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, CONFIG_FILE, write_atomic};
 use super::lock::RunLock;
 use super::metrics::MetricsLog;
 use super::step::{StepScalars, train_step};
+use crate::atomic::{remove_stale_temporaries, write_atomic};
+use crate::checkpoint::{self, CONFIG_FILE, EpochSums, TrainState};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::data::{Dataset, DeviceData, Standardizer, balanced_subset};
-use crate::deviation::ObjectiveDeviations;
 use crate::error::{Error, Result};
 use crate::model::objective::LossWeights;
 use crate::model::{Cagem, NoiseStreams};
@@ -24,69 +23,6 @@ use crate::model::{Cagem, NoiseStreams};
 /// Streams of the seed's host generator for the order of unlabelled and labelled examples.
 const ORDER_STREAM: u64 = 0x004f_5244_4552; // "ORDER"
 const LABEL_ORDER_STREAM: u64 = 0x4c4f_5244; // "LORD"
-
-/// Everything besides weights that a resumed run needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    pub epochs_done: usize,
-    pub steps_done: u64,
-    pub adam_t: u64,
-    /// The device noise streams (binarisation, reparameterisation).
-    pub noise: NoiseStreams,
-    /// Words drawn from the example-order generator.
-    pub order_rng_drawn: u64,
-    /// Words drawn from the labelled-order generator, the current labelled order and position.
-    pub label_rng_drawn: u64,
-    pub label_order: Vec<u32>,
-    pub label_cursor: usize,
-    /// Training-set indices of the labelled subset.
-    pub labelled: Vec<u32>,
-    /// Wall-clock seconds spent training so far.
-    pub seconds: f64,
-    /// What each resume changed ({"epoch": epochs done, "changes": {option: {"from", "to"}}}),
-    /// shown in config.json.
-    #[serde(default)]
-    pub history: Vec<serde_json::Value>,
-    /// Steps skipped so far for a non-finite loss or gradient, and how many of the latest were.
-    #[serde(default)]
-    pub skipped_steps: u64,
-    #[serde(default)]
-    pub consecutive_skips: usize,
-    /// Steps done of the epoch in progress (0 at an epoch's end), and its running sums: a run
-    /// interrupted mid-epoch resumes at the next step.
-    #[serde(default)]
-    pub epoch_step: usize,
-    #[serde(default)]
-    pub partial: Option<EpochSums>,
-    /// The metrics line of the last finished epoch (restored on resume if it never reached
-    /// metrics.jsonl).
-    #[serde(default)]
-    pub last_record: Option<serde_json::Value>,
-    /// Where the checkpoint was computed: bit-for-bit continuation needs the same device and
-    /// thread count.
-    #[serde(default)]
-    pub device: Option<String>,
-    #[serde(default)]
-    pub threads: Option<usize>,
-    /// The periodic evaluation of the last finished epoch was interrupted: the resume redoes it
-    /// before training on, so that no epoch loses its test figures.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pending_eval: bool,
-}
-
-/// Sums over the steps of an epoch so far, for its metrics line.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EpochSums {
-    pub loss: f64,
-    pub elbo: f64,
-    pub recon: f64,
-    pub neg_kl: f64,
-    pub hp: f64,
-    pub hq: f64,
-    pub skipped: usize,
-    /// Wall-clock seconds of the epoch before an interruption.
-    pub seconds: f64,
-}
 
 impl EpochSums {
     fn add(&mut self, s: &StepScalars) {
@@ -162,7 +98,7 @@ pub fn open_run<T: Real>(
             checkpoint::load_meta(dir)?; // the error that says what is missing
         }
         let lock = RunLock::acquire(dir)?;
-        super::atomic::remove_stale_temporaries(dir);
+        remove_stale_temporaries(dir);
         let (model, adam, meta) = checkpoint::load::<T>(dir, device)?;
         let mut diffs = differences(&meta.model, model_cfg, &meta.train, cfg);
         // A data folder that moved: the same files (by checksum) in another folder may continue.
@@ -247,7 +183,7 @@ pub fn open_run<T: Real>(
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     let lock = RunLock::acquire(dir)?;
-    super::atomic::remove_stale_temporaries(dir);
+    remove_stale_temporaries(dir);
     if ckpt.exists() {
         return Err(Error::config(format!(
             "{} already holds a run; pass --resume to continue it, or choose another --out",
@@ -427,7 +363,7 @@ impl<T: Real> Run<T> {
         let cfg = self.cfg.clone();
         let steps = data.n_train() / cfg.batch;
         let alpha = cfg.alpha(data.n_train());
-        let deviations = ObjectiveDeviations::of_run(&cfg);
+        let deviations = cfg.objective_deviations();
         let metrics = MetricsLog::new(&self.dir);
         self.adam.clip_norm = cfg.clip_norm;
         self.adam.clip_value = cfg.clip_value;

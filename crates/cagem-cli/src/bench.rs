@@ -4,17 +4,18 @@
 
 use std::time::Instant;
 
+use cagem::timing::median;
 use cagem_autodiff::{Adam, Device, Graph, Real, RngStream, Tensor};
 use cagem_kernels::gemm::Precision;
 use cagem_kernels::rng::HostRng;
 use serde::Serialize;
 
-use crate::config::ModelConfig;
-use crate::data::batches::binarize;
-use crate::deviation::ObjectiveDeviations;
-use crate::model::{Cagem, IwEstimator, LossWeights, NoiseStreams};
-use crate::nn::BnUse;
-use crate::train::train_step;
+use cagem::config::ModelConfig;
+use cagem::data::batches::binarize;
+use cagem::deviation::ObjectiveDeviations;
+use cagem::model::{Cagem, IwEstimator, LossWeights, NoiseStreams};
+use cagem::nn::BnUse;
+use cagem::train::train_step;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -44,19 +45,6 @@ pub struct BenchReport {
     /// Per-op times of the timed training steps when CAGEM_PROFILE is set.
     #[serde(skip)]
     pub profile: Option<String>,
-}
-
-/// The median of `v` (NaN if empty).
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 /// Times `steps` training steps and forward passes after `warmup` untimed ones.

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use cagem::paper::{PaperConfig, Reported, Table};
 use cagem::{Error, Result};
+use cagem_report::paper::{PaperConfig, Reported, Table};
 use serde_json::{Value, json};
 
-use crate::reproduce_cmd::FINAL_EVAL_FILE;
+use super::plan::FINAL_EVAL_FILE;
 
 /// The epochs of the full schedule (`cagem train`'s default); fewer is a shortened schedule.
 const FULL_EPOCHS: usize = 1000;

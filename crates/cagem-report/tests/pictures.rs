@@ -3,9 +3,9 @@
 
 use cagem::ModelConfig;
 use cagem::model::{Cagem, ClusterChoice, NoiseStreams};
-use cagem::pca::pca2;
-use cagem::pictures::{Panel, grid_size, scatter_panels, side_by_side, tile};
 use cagem_autodiff::{Device, Tensor};
+use cagem_report::pca::pca2;
+use cagem_report::pictures::{Panel, grid_size, scatter_panels, side_by_side, tile};
 
 fn small_model(z2: usize) -> Cagem<f32> {
     let cfg = ModelConfig { z1: 6, z2, clusters: 10, q_hidden: [32, 16], p_hidden: [16, 32], ..ModelConfig::default() };

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use cagem::paper::{PaperConfig, Table};
 use cagem::{Error, Result};
+use cagem_report::paper::{PaperConfig, Table};
 
+use super::plan::shared_options;
 use crate::args::ReproduceArgs;
 
 /// Quotes a word for the shell (single quotes; a quote inside becomes '\'').
@@ -17,7 +18,7 @@ fn sh(word: &str) -> String {
 /// The options of the reproduction that every task and the report repeat.
 fn common_options(a: &ReproduceArgs, out: &Path) -> Vec<String> {
     let mut v = vec!["--out".to_string(), out.display().to_string()];
-    v.extend(crate::reproduce_cmd::shared_options(a));
+    v.extend(shared_options(a));
     v.extend(["--final-k".to_string(), a.final_k.to_string()]);
     if let Some(n) = a.final_n {
         v.extend(["--final-n".to_string(), n.to_string()]);

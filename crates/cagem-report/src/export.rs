@@ -7,8 +7,8 @@ use std::path::Path;
 
 use npyz::WriterBuilder;
 
-use crate::error::{Error, Result};
-use crate::train::checkpoint::write_atomic;
+use cagem::atomic::write_atomic;
+use cagem::error::{Error, Result};
 
 /// The values of one array.
 pub enum Values {

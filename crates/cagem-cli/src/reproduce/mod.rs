@@ -9,15 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cagem::paper::{PaperConfig, Table};
-use cagem::train::checkpoint::{CHECKPOINT_FILE, write_atomic};
+use cagem::atomic::write_atomic;
+use cagem::checkpoint::CHECKPOINT_FILE;
 use cagem::{Error, Result};
+use cagem_report::paper::{PaperConfig, Table};
+
+mod plan;
+mod report;
+mod slurm;
+
+use plan::{FINAL_EVAL_FILE, shared_options};
 
 use crate::args::ReproduceArgs;
-use crate::{slurm, table_report};
-
-/// The file in a run folder holding the final `cagem eval --json`.
-pub const FINAL_EVAL_FILE: &str = "eval-final.json";
 
 pub fn run(a: ReproduceArgs) -> Result<()> {
     let table = Table::parse(&a.table).ok_or_else(|| Error::config(format!("unknown table '{}'", a.table)))?;
@@ -42,7 +45,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         run_config(c, &out, &a)?;
     }
     if a.task.is_none() && !a.dry_run {
-        let (md, json) = table_report::gather(table, &configs, &out, a.epochs, a.n_train, a.warmup)?;
+        let (md, json) = report::gather(table, &configs, &out, a.epochs, a.n_train, a.warmup)?;
         let (md_path, json_path) =
             (out.join(format!("{}.md", table.name())), out.join(format!("{}.json", table.name())));
         write_atomic(&md_path, md.as_bytes())?;
@@ -51,30 +54,6 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         println!("wrote {} and {}", md_path.display(), json_path.display());
     }
     Ok(())
-}
-
-/// The options every run of a reproduction shares (its schedule, evaluation, device and data),
-/// as `cagem train` takes them; a Slurm task passes the same to `reproduce --task`.
-pub fn shared_options(a: &ReproduceArgs) -> Vec<String> {
-    let mut v = Vec::new();
-    let mut opt = |k: &str, val: String| v.extend([k.to_string(), val]);
-    opt("--epochs", a.epochs.to_string());
-    opt("--seed", a.seed.to_string());
-    opt("--warmup", a.warmup.to_string());
-    opt("--eval-every", a.eval_every.to_string());
-    opt("--eval-k", a.eval_k.to_string());
-    opt("--eval-n", a.eval_n.to_string());
-    opt("--device", a.device.clone());
-    if let Some(n) = a.n_train {
-        opt("--n-train", n.to_string());
-    }
-    if let Some(p) = &a.precision {
-        opt("--precision", p.clone());
-    }
-    if let Some(d) = &a.data {
-        opt("--data", d.display().to_string());
-    }
-    v
 }
 
 /// The `cagem train` arguments of one configuration: a fresh run, or the resumption of the run
@@ -121,7 +100,7 @@ fn run_config(c: &PaperConfig, out: &Path, a: &ReproduceArgs) -> Result<()> {
         println!("{}: cagem {}", c.name, eval.join(" "));
         return Ok(());
     }
-    let done = table_report::final_eval(&dir)
+    let done = report::final_eval(&dir)
         .is_some_and(|e| e["epochs"].as_u64() == Some(a.epochs as u64) && e["iw_k"].as_u64() == Some(a.final_k as u64));
     if done {
         eprintln!("{}: already trained {} epochs and evaluated; nothing to do", c.name, a.epochs);

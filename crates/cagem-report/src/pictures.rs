@@ -7,8 +7,8 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::train::checkpoint::write_atomic;
+use cagem::atomic::write_atomic;
+use cagem::error::{Error, Result};
 
 /// An 8-bit grey image.
 pub struct GrayImage {

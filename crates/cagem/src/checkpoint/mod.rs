@@ -1,6 +1,6 @@
 //! Checkpoints: one safetensors file per run (RUN/checkpoint.safetensors) holding every
-//! parameter and batch-norm statistic ("param/<name>"), Adam's moments ("adam.m/<name>",
-//! "adam.v/<name>"), and in its metadata the model and training configurations and the training
+//! parameter and batch-norm statistic (`param/<name>`), Adam's moments (`adam.m/<name>`,
+//! `adam.v/<name>`), and in its metadata the model and training configurations and the training
 //! state (epochs done, Adam's step, random-stream positions) as JSON. One file, written to a
 //! temporary name, synced and renamed, so a crash leaves the previous checkpoint intact. The
 //! metadata also holds a CRC-32C of every tensor's bytes ("checksums": {name: hex}) and one of the
@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 use cagem_autodiff::{Adam, Device, ParamId, Real, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-pub use super::atomic::write_atomic;
-use super::run::TrainState;
+mod state;
+
+pub use state::{EpochSums, TrainState};
+
+use crate::atomic::write_atomic;
 use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
 use crate::model::Cagem;

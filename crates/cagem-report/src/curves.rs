@@ -11,10 +11,11 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::error::{Error, Result};
 use crate::pictures::{class_color, encode_png, register_font};
-use crate::train::checkpoint::{CONFIG_FILE, write_atomic};
-use crate::train::metrics::METRICS_FILE;
+use cagem::atomic::write_atomic;
+use cagem::checkpoint::CONFIG_FILE;
+use cagem::error::{Error, Result};
+use cagem::train::metrics::METRICS_FILE;
 
 /// The numbers of one epoch line of metrics.jsonl (or of one evaluation), by key; keys whose value
 /// is not a number (null, strings, objects) are left out.
