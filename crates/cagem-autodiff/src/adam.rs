@@ -3,6 +3,7 @@
 use cagem_kernels::Real;
 use cagem_kernels::adam::{AdamStep, step_bf16, sum_squares};
 use cagem_kernels::bf16::Bf16Buf;
+use cagem_kernels::gemm::Precision;
 
 use crate::graph::Gradients;
 use crate::param::{ParamId, ParamStore};
@@ -19,9 +20,6 @@ pub struct Adam<T: Real> {
     pub clip_norm: Option<f64>,
     /// Element-wise clipping after the norm's: every gradient element to ±V (off: None).
     pub clip_value: Option<f64>,
-    /// Also write each updated parameter rounded to bf16 (for bf16 matrix products; f32 on the
-    /// CPU only), so the next step need not round the weights in a pass of its own.
-    pub bf16_weights: bool,
     moments: Vec<Option<(Tensor<T>, Tensor<T>)>>,
 }
 
@@ -38,21 +36,21 @@ pub struct StepOutcome {
 impl<T: Real> Adam<T> {
     /// The usual defaults: β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
     pub fn new() -> Self {
-        Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            t: 0,
-            clip_norm: None,
-            clip_value: None,
-            bf16_weights: false,
-            moments: Vec::new(),
-        }
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, clip_norm: None, clip_value: None, moments: Vec::new() }
     }
 
     /// One update of every parameter that has a gradient, with learning rate `lr`, if every
     /// gradient is finite (one f64 pass over them decides, and gives the norm for clipping).
-    pub fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64) -> StepOutcome {
+    /// Under bf16 `precision` (f32 on the CPU only) each updated parameter is also written rounded
+    /// to bf16, so that the next step's products need not round the weights in a pass of their own.
+    pub fn step(
+        &mut self,
+        store: &mut ParamStore<T>,
+        grads: &Gradients<T>,
+        lr: f64,
+        precision: Precision,
+    ) -> StepOutcome {
+        let bf16_weights = precision == Precision::Bf16;
         let mut updates: Vec<(ParamId, &Tensor<T>)> = grads.params().collect();
         updates.sort_by_key(|(id, _)| *id);
         let bufs: Vec<_> = updates.iter().map(|(_, g)| g.buf()).collect();
@@ -84,7 +82,7 @@ impl<T: Real> Adam<T> {
                 let d = p.device();
                 (Tensor::zeros(&d, p.rows(), p.cols()), Tensor::zeros(&d, p.rows(), p.cols()))
             });
-            let mut p16 = (self.bf16_weights && crate::ops::bf16::is_f32::<T>() && p.device().is_cpu())
+            let mut p16 = (bf16_weights && crate::ops::bf16::is_f32::<T>() && p.device().is_cpu())
                 .then(|| Bf16Buf::uninit(p.len()));
             step_bf16(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut(), p16.as_deref_mut());
             if let Some(b) = p16 {

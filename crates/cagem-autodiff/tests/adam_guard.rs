@@ -2,6 +2,7 @@
 //! step count), and global-norm clipping equals Adam on the rescaled gradient.
 
 use cagem_autodiff::{Adam, Device, Graph, ParamId, ParamStore, Tensor};
+use cagem_kernels::gemm::Precision;
 
 fn store() -> (ParamStore<f32>, ParamId, ParamId) {
     let dev = Device::Cpu;
@@ -23,7 +24,7 @@ fn step(adam: &mut Adam<f32>, s: &mut ParamStore<f32>, ids: (ParamId, ParamId), 
     let loss = g.add(sa, sb);
     let grads = g.backward(loss);
     drop(g);
-    adam.step(s, &grads, 1e-2).applied
+    adam.step(s, &grads, 1e-2, Precision::F32).applied
 }
 
 fn snapshot(s: &ParamStore<f32>, adam: &Adam<f32>) -> Vec<Vec<u32>> {

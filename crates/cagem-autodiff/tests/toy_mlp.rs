@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use cagem_autodiff::{Adam, BnMode, Device, Graph, Indices, ParamId, ParamStore, Tensor};
+use cagem_kernels::gemm::Precision;
 use cagem_kernels::rng::HostRng;
 
 const CLASSES: usize = 3;
@@ -112,7 +113,7 @@ fn mlp_with_batch_norm_learns_spirals() {
         loss = g.value(nll).scalar();
         let grads = g.backward(nll);
         drop(g);
-        adam.step(&mut store, &grads, 1e-2);
+        adam.step(&mut store, &grads, 1e-2, Precision::F32);
     }
     eprintln!("final loss {loss}");
     assert!(loss < 0.15, "training cross-entropy {loss} did not fall below 0.15");

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use cagem::timing::median;
-use cagem_autodiff::{Adam, Device, Graph, Real, RngStream, Tensor};
+use cagem_autodiff::{Adam, Device, Real, RngStream, Tensor};
 use cagem_kernels::gemm::Precision;
 use cagem_kernels::rng::HostRng;
 use serde::Serialize;
@@ -58,7 +58,7 @@ pub fn bench<T: Real>(
     precision: Precision,
 ) -> BenchReport {
     let mut model = Cagem::<T>::new(cfg.clone(), 1, device);
-    model.precision = precision;
+    model.set_precision(precision);
     let mut adam = Adam::new();
     let mut noise = NoiseStreams::new(7);
     let mut rng = HostRng::new(3, 0);
@@ -94,9 +94,7 @@ pub fn bench<T: Real>(
     let mut fwd_ms = Vec::new();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
-        let mut g = Graph::new(device);
-        g.set_precision(precision);
-        g.set_grad_enabled(false);
+        let mut g = model.inference_graph();
         let x = g.constant(x_u.clone());
         let t = model.elbo_terms(
             &mut g,
@@ -118,8 +116,7 @@ pub fn bench<T: Real>(
         let mut ms = Vec::new();
         for i in 0..warmup + steps {
             let t0 = Instant::now();
-            let mut g = Graph::new(device);
-            g.set_precision(precision);
+            let mut g = model.training_graph();
             let x = g.constant(x_iw.clone());
             let c = model.iw_chunk(&mut g, x, iw_rows / iw_images, estimator, &mut noise);
             let _ = g.value(c.log_sum_w).to_vec();

@@ -15,7 +15,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let cfg = ModelConfig { clusters: a.clusters, ..ModelConfig::default() };
     cfg.validate()?;
     let device = a.device.open()?;
-    let precision = cagem::precision::resolve(&a.precision, &device)?;
+    let precision = cagem::precision::resolve(Some(&a.precision), None, &device)?;
     eprintln!(
         "benchmarking the paper's MNIST model (K={}) on {} in {}: {} timed steps after {} warm-up, batch {} + {} labelled",
         cfg.clusters,

@@ -15,9 +15,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
         return Err(Error::config("--k must be at least 1"));
     }
     let device = a.device.open()?;
-    let precision = cagem::precision::resolve(&a.precision, &device)?;
+    let precision = cagem::precision::resolve(Some(&a.precision), None, &device)?;
     let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
-    model.precision = precision;
+    model.set_precision(precision);
     let data = data_source::for_run(&meta.train, &meta.model, a.data.as_deref())?;
     if data.dim() != model.cfg.x_dim {
         return Err(Error::config(format!(

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::data::{Dataset, DeviceData};
 use cagem::deviation::Deviation;
-use cagem::precision::Precision;
 use cagem::train::open_run;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
@@ -23,13 +22,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         _ => None,
     };
     let (mut model_cfg, mut cfg) = requested(&a, saved.as_ref());
-    // A resumed run keeps its precision unless --precision names another (a change the resume
-    // records); `auto` on a resume keeps the run's.
-    cfg.precision = match (a.precision.as_deref(), saved.is_some()) {
-        (Some("auto") | None, true) => cfg.precision,
-        (Some(p), _) => cagem::precision::resolve(p, &device)?,
-        (None, false) => Precision::F32,
-    };
+    cfg.precision =
+        cagem::precision::resolve(a.precision.as_deref(), saved.as_ref().map(|m| m.train.precision), &device)?;
     if cfg.dataset == "npy"
         && let Some(dir) = &cfg.data_dir
     {

@@ -20,9 +20,17 @@ pub fn check(precision: Precision, device: &Device) -> Result<()> {
     }
 }
 
-/// A `--precision` value: f32, bf16, or auto (the faster of the two here; the choice and its
-/// reason go to stderr as one line).
-pub fn resolve(name: &str, device: &Device) -> Result<Precision> {
+/// The one place a command's precision is decided, from its `--precision` flag (f32, bf16, or
+/// auto: the faster of the two here, the choice and its reason on stderr) and, on a resume, the
+/// run's saved one: a resumed run keeps its own unless the flag names another (`auto` keeps it
+/// too); a fresh one without the flag is f32. The model carries the result
+/// (`Cagem::set_precision`); its graphs and its optimiser step read it there.
+pub fn resolve(flag: Option<&str>, saved: Option<Precision>, device: &Device) -> Result<Precision> {
+    let name = match (flag, saved) {
+        (Some("auto") | None, Some(p)) => return check(p, device).map(|()| p),
+        (Some(name), _) => name,
+        (None, None) => return Ok(Precision::F32),
+    };
     if name == "auto" {
         let (p, why) = match check(Precision::Bf16, device) {
             Err(e) => (Precision::F32, e.to_string()),
@@ -88,6 +96,21 @@ pub fn probe_speed() -> SpeedProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_decides_from_the_flag_then_the_run() {
+        let cpu = Device::Cpu;
+        assert_eq!(resolve(None, None, &cpu).unwrap(), Precision::F32, "a fresh run without the flag");
+        assert_eq!(resolve(None, Some(Precision::F32), &cpu).unwrap(), Precision::F32, "a resume keeps its own");
+        assert_eq!(resolve(Some("auto"), Some(Precision::F32), &cpu).unwrap(), Precision::F32, "auto keeps it too");
+        assert_eq!(
+            resolve(Some("f32"), Some(Precision::Bf16), &cpu).unwrap(),
+            Precision::F32,
+            "the flag may change it"
+        );
+        let e = resolve(Some("f16"), None, &cpu).unwrap_err().to_string();
+        assert!(e.contains("unknown --precision 'f16'"), "{e}");
+    }
 
     #[test]
     fn auto_takes_bf16_only_when_clearly_faster() {

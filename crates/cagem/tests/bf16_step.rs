@@ -145,7 +145,7 @@ fn train_step_runs_in_the_models_precision() {
     let widened_before = cagem_autodiff::tensor::widened_count();
     let losses = [Precision::F32, Precision::Bf16].map(|p| {
         let mut model = Cagem::<f32>::new(cfg.clone(), 11, &dev);
-        model.precision = p;
+        model.set_precision(p);
         let mut adam = Adam::new();
         let mut noise = NoiseStreams::new(5);
         let (u, l) = (Tensor::from_f64(&dev, 64, cfg.x_dim, &xu), Tensor::from_f64(&dev, 20, cfg.x_dim, &xl));

@@ -55,9 +55,10 @@ pub struct Cagem<T: Real> {
     pub cfg: ModelConfig,
     pub store: ParamStore<T>,
     nets: Nets,
-    /// The arithmetic of the matrix products of graphs built for this model (not saved with the
-    /// weights: training takes it from the run's configuration, evaluation from its flag).
-    pub precision: Precision,
+    /// The arithmetic of the matrix products, read by every graph built for this model and by
+    /// its optimiser step (not saved with the weights: resolved once per command by
+    /// `cagem::precision::resolve`, from the flag or the run's configuration).
+    precision: Precision,
 }
 
 /// The per-example pieces of the ELBO of an unlabelled batch (1 × B each):
@@ -292,10 +293,26 @@ impl<T: Real> Cagem<T> {
         self.store.get(ParamId(0)).device()
     }
 
-    /// A graph for evaluation: on the model's device, in its precision, with gradients off.
-    pub fn inference_graph(&self) -> Graph<T> {
+    /// The arithmetic of this model's matrix products.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Sets the arithmetic once, after `precision::resolve` (checked there against the device).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// A graph for a training step: on the model's device, in its precision.
+    pub fn training_graph(&self) -> Graph<T> {
         let mut g = Graph::new(&self.device());
         g.set_precision(self.precision);
+        g
+    }
+
+    /// A graph for evaluation: on the model's device, in its precision, with gradients off.
+    pub fn inference_graph(&self) -> Graph<T> {
+        let mut g = self.training_graph();
         g.set_grad_enabled(false);
         g
     }

@@ -214,9 +214,7 @@ impl<T: Real> Cagem<T> {
     pub fn routing_view(&mut self, x: &Tensor<T>) -> RoutingView {
         let (k, dz2, b) = (self.cfg.clusters, self.cfg.z2, x.rows());
         let dev = self.device();
-        let mut g = Graph::<T>::new(&dev);
-        g.set_precision(self.precision);
-        g.set_grad_enabled(false);
+        let mut g = self.inference_graph();
         let xv = g.constant(x.clone());
         let (mu1, _, q_y) = self.encode_mean(&mut g, xv);
         let idx = cluster_rows(&dev, k, b);

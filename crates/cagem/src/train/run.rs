@@ -178,7 +178,7 @@ pub fn open_run<T: Real>(
         }
         write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2, &state.history).as_bytes())?;
         let mut model = model;
-        model.precision = cfg2.precision;
+        model.set_precision(cfg2.precision);
         return Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam, cfg: cfg2, state });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
@@ -224,7 +224,7 @@ pub fn open_run<T: Real>(
     if model_cfg.standardize {
         model.set_standardizer(&Standardizer::fit(&data.train_features::<f32>(), data.dim()));
     }
-    model.precision = cfg.precision;
+    model.set_precision(cfg.precision);
     Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
 }
 

@@ -1,6 +1,6 @@
 //! One optimisation step on given batches.
 
-use cagem_autodiff::{Adam, Graph, ParamId, Real, Tensor};
+use cagem_autodiff::{Adam, ParamId, Real, Tensor};
 use cagem_kernels::Buffer;
 
 use crate::error::Result;
@@ -54,8 +54,7 @@ fn step<T: Real>(
             *model.store.get_mut(id) = t;
         }
     };
-    let mut g = Graph::new(&dev);
-    g.set_precision(model.precision);
+    let mut g = model.training_graph();
     let xu = g.constant(x_u.clone());
     let lab = labelled.map(|(x, y)| Labelled { x: g.constant(x.clone()), y });
     let l = semi_supervised_loss(model, &mut g, xu, lab, weights, noise);
@@ -79,8 +78,8 @@ fn step<T: Real>(
         return Ok(StepScalars { skipped: true, ..s });
     }
     let t0 = std::time::Instant::now();
-    adam.bf16_weights = model.precision == cagem_kernels::gemm::Precision::Bf16;
-    s.skipped = !adam.step(&mut model.store, &grads, lr).applied;
+    let precision = model.precision();
+    s.skipped = !adam.step(&mut model.store, &grads, lr, precision).applied;
     drop(grads);
     if s.skipped {
         restore(model, running);
