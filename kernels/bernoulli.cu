@@ -5,9 +5,7 @@
 
 template <typename T>
 __device__ __forceinline__ void bern_loglik_impl(const T* logits, const T* x, T* out, u32 rows, u32 cols, u32 px) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     const T* lr = logits + row * cols;
     const T* xr = x + (row % px) * cols;
     T s = 0;

@@ -5,19 +5,10 @@
 template <typename T>
 __device__ __forceinline__ void binarize_impl(const T* probs, const u32* rows_idx, T* out, u32 rows, u32 cols,
                                               u64 seed, u64 stream) {
-    const u64 n = (u64)rows * cols;
-    const u64 blocks = (n + 3) / 4;
-    for (u64 b = thread_index(); b < blocks; b += grid_stride()) {
-        double u[4];
-        uniform4(seed, stream, b, u);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const u64 i = 4 * b + j;
-            if (i >= n) break;
-            const u64 r = i / cols, c = i % cols;
-            out[i] = u[j] < (double)probs[(u64)rows_idx[r] * cols + c] ? (T)1 : (T)0;
-        }
-    }
+    for_each_uniform((u64)rows * cols, seed, stream, [&](u64 i, double u) {
+        const u64 r = i / cols, c = i % cols;
+        out[i] = u < (double)probs[(u64)rows_idx[r] * cols + c] ? (T)1 : (T)0;
+    });
 }
 
 #define KERNELS(T, S)                                                                                  \

@@ -46,9 +46,7 @@ __device__ __forceinline__ void fold_rows_impl(const T* g, T* out, u32 rows, u32
 
 // One warp per row.
 template <typename T> __device__ __forceinline__ void row_sums_impl(const T* x, T* out, u32 rows, u32 cols) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     T s = 0;
     for (u32 c = lane; c < cols; c += WARP) s += x[row * cols + c];
     s = warp_sum(s);

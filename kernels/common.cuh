@@ -33,6 +33,14 @@ template <typename T> __device__ __forceinline__ T neg_inf();
 template <> __device__ __forceinline__ float neg_inf<float>() { return -__int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double neg_inf<double>() { return -__longlong_as_double(0x7ff0000000000000ll); }
 
+// The preamble of a warp-per-row kernel (bernoulli, broadcast, gaussian, logsumexp, softmax):
+// `row`, the row this thread's warp owns, and `lane`, the thread's place in it (lane l visits
+// columns l, l + 32, …); threads past the last row return.
+#define WARP_PER_ROW(rows)                       \
+    const u64 row = thread_index() / WARP;       \
+    const u32 lane = threadIdx.x % WARP;         \
+    if (row >= (rows)) return
+
 // The maximum of a row of `cols` values, and Σ exp(v − m) (0 when m is −∞), across a warp:
 // lane l visits columns l, l + 32, …; every lane gets the result.
 template <typename T> __device__ __forceinline__ T warp_row_max(const T* row, u32 cols, u32 lane);

@@ -8,9 +8,7 @@
 template <typename T>
 __device__ __forceinline__ void diag_logdensity_impl(const T* z, const T* mu, const T* lv, T* out, u32 rows, u32 cols,
                                                      u32 pz, u32 pm, u32 pl) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     const u64 oz = (row % pz) * cols, om = (row % pm) * cols, ol = (row % pl) * cols;
     T s = 0;
     for (u32 c = lane; c < cols; c += WARP) {
@@ -44,9 +42,7 @@ __device__ __forceinline__ void diag_grad_impl(const T* g, const T* z, const T* 
 }
 
 template <typename T> __device__ __forceinline__ void std_normal_impl(const T* z, T* out, u32 rows, u32 cols) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     T s = 0;
     for (u32 c = lane; c < cols; c += WARP) {
         const T v = z[row * cols + c];

@@ -4,9 +4,7 @@
 #include "common.cuh"
 
 template <typename T> __device__ __forceinline__ void lse_rows_impl(const T* x, T* out, u32 rows, u32 cols) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     const T* xr = x + row * cols;
     const T m = warp_row_max(xr, cols, lane);
     const T s = warp_row_sum_exp(xr, cols, lane, m);

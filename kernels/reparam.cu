@@ -7,20 +7,11 @@
 template <typename T>
 __device__ __forceinline__ void reparam_forward_impl(const T* mu, const T* lv, T* z, u32 rows, u32 cols, u32 pm,
                                                      u32 pl, u64 seed, u64 stream) {
-    const u64 n = (u64)rows * cols;
-    const u64 blocks = (n + 3) / 4;
-    for (u64 b = thread_index(); b < blocks; b += grid_stride()) {
-        double e[4];
-        normal4(seed, stream, b, e);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const u64 i = 4 * b + j;
-            if (i >= n) break;
-            const u64 r = i / cols, c = i % cols;
-            const T l = clamp_logvar(lv[(r % pl) * cols + c]);
-            z[i] = mu[(r % pm) * cols + c] + exp((T)0.5 * l) * (T)e[j];
-        }
-    }
+    for_each_normal((u64)rows * cols, seed, stream, [&](u64 i, double e) {
+        const u64 r = i / cols, c = i % cols;
+        const T l = clamp_logvar(lv[(r % pl) * cols + c]);
+        z[i] = mu[(r % pm) * cols + c] + exp((T)0.5 * l) * (T)e;
+    });
 }
 
 // which: 0 dμ, 1 dλ; each thread owns one output element of period pout and sums its repeats.

@@ -49,3 +49,34 @@ __device__ __forceinline__ void normal4(u64 seed, u64 stream, u64 block, double 
         n[j + 1] = r * sin(theta);
     }
 }
+
+// Calls f(i, u) for every element i < n with u the uniform draw i of the stream (or, in
+// for_each_normal, the normal draw i): each thread makes the four draws of a Philox block, over a
+// grid-stride loop of blocks. Shared by binarisation and reparameterisation.
+template <typename F> __device__ __forceinline__ void for_each_uniform(u64 n, u64 seed, u64 stream, F f) {
+    const u64 blocks = (n + 3) / 4;
+    for (u64 b = thread_index(); b < blocks; b += grid_stride()) {
+        double u[4];
+        uniform4(seed, stream, b, u);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const u64 i = 4 * b + j;
+            if (i >= n) break;
+            f(i, u[j]);
+        }
+    }
+}
+
+template <typename F> __device__ __forceinline__ void for_each_normal(u64 n, u64 seed, u64 stream, F f) {
+    const u64 blocks = (n + 3) / 4;
+    for (u64 b = thread_index(); b < blocks; b += grid_stride()) {
+        double e[4];
+        normal4(seed, stream, b, e);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const u64 i = 4 * b + j;
+            if (i >= n) break;
+            f(i, e[j]);
+        }
+    }
+}

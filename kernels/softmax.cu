@@ -5,9 +5,7 @@
 
 template <typename T>
 __device__ __forceinline__ void softmax_forward_impl(const T* x, T* out, u32 rows, u32 cols, int log_out) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     const T* xr = x + row * cols;
     const T m = warp_row_max(xr, cols, lane);
     const T s = warp_row_sum_exp(xr, cols, lane, m);
@@ -18,9 +16,7 @@ __device__ __forceinline__ void softmax_forward_impl(const T* x, T* out, u32 row
 template <typename T>
 __device__ __forceinline__ void softmax_backward_impl(const T* g, const T* y, T* dx, u32 rows, u32 cols, int log_out,
                                                       int acc) {
-    const u64 row = thread_index() / WARP;
-    const u32 lane = threadIdx.x % WARP;
-    if (row >= rows) return;
+    WARP_PER_ROW(rows);
     const u64 off = row * cols;
     T s = 0;
     for (u32 c = lane; c < cols; c += WARP) s += log_out ? g[off + c] : g[off + c] * y[off + c];
