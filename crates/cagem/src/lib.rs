@@ -19,6 +19,7 @@ pub mod paper;
 pub mod pca;
 pub mod pictures;
 pub mod precision;
+pub mod sizing;
 pub mod train;
 
 pub use config::{Likelihood, ModelConfig, TrainConfig};

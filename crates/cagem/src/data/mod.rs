@@ -3,6 +3,7 @@
 //! labelled subset, and per-batch dynamic binarisation on the compute device.
 
 pub mod batches;
+pub mod diagnose;
 pub mod idx;
 pub mod labelled;
 pub mod mnist;

@@ -2,6 +2,7 @@
 //! schedule and KL warm-up, per-epoch metrics and checkpoints, and exact resumption.
 
 pub mod atomic;
+pub mod best;
 pub mod checkpoint;
 pub mod lock;
 pub mod metrics;
