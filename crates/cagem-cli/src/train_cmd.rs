@@ -105,7 +105,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .chain(c.log_py_weight.map(|v| format!("log-py-weight {v}")))
         .collect();
     if !deviations.is_empty() {
-        say!("DEVIATIONS from the paper: {}", deviations.join(", "));
+        // Shown also with --quiet, as a warning: the run is not the paper's model.
+        eprintln!("DEVIATIONS from the paper: {}", deviations.join(", "));
     }
     if a.resume {
         say!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
