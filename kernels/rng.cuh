@@ -50,33 +50,28 @@ __device__ __forceinline__ void normal4(u64 seed, u64 stream, u64 block, double 
     }
 }
 
-// Calls f(i, u) for every element i < n with u the uniform draw i of the stream (or, in
-// for_each_normal, the normal draw i): each thread makes the four draws of a Philox block, over a
-// grid-stride loop of blocks. Shared by binarisation and reparameterisation.
-template <typename F> __device__ __forceinline__ void for_each_uniform(u64 n, u64 seed, u64 stream, F f) {
+// Calls f(i, d) for every element i < n with d the draw i of the stream, uniform or (NORMAL)
+// standard normal: each thread makes the four draws of a Philox block, over a grid-stride loop of
+// blocks. Shared by binarisation (uniform) and reparameterisation (normal).
+template <bool NORMAL, typename F> __device__ __forceinline__ void for_each_draw(u64 n, u64 seed, u64 stream, F f) {
     const u64 blocks = (n + 3) / 4;
     for (u64 b = thread_index(); b < blocks; b += grid_stride()) {
-        double u[4];
-        uniform4(seed, stream, b, u);
+        double d[4];
+        if constexpr (NORMAL) normal4(seed, stream, b, d);
+        else uniform4(seed, stream, b, d);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const u64 i = 4 * b + j;
             if (i >= n) break;
-            f(i, u[j]);
+            f(i, d[j]);
         }
     }
 }
 
+template <typename F> __device__ __forceinline__ void for_each_uniform(u64 n, u64 seed, u64 stream, F f) {
+    for_each_draw<false>(n, seed, stream, f);
+}
+
 template <typename F> __device__ __forceinline__ void for_each_normal(u64 n, u64 seed, u64 stream, F f) {
-    const u64 blocks = (n + 3) / 4;
-    for (u64 b = thread_index(); b < blocks; b += grid_stride()) {
-        double e[4];
-        normal4(seed, stream, b, e);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const u64 i = 4 * b + j;
-            if (i >= n) break;
-            f(i, e[j]);
-        }
-    }
+    for_each_draw<true>(n, seed, stream, f);
 }

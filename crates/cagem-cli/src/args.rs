@@ -111,26 +111,39 @@ pub struct TrainArgs {
     /// the run and applied by every command; Gaussian likelihood only).
     #[arg(long)]
     pub standardize: bool,
-    /// Hold out this fraction of the training set (chosen with --seed) as the test set, for data
-    /// without test_x.npy.
+    /// Hold out ⌈F·N⌉ training examples (chosen with --seed) as a validation split: the periodic
+    /// evaluation (every max(1, epochs/50) epochs unless --eval-every), the best checkpoint
+    /// (RUN/best.safetensors, by the validation error of q(y|x) where the split has labels, by
+    /// its ELBO otherwise) and --patience use it, never the test set. For data without a test
+    /// set (no test_x.npy) the held-out examples are also the test set of eval, predict, ….
     #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = ranges::open_fraction)]
     pub valid_fraction: Option<f64>,
+    /// Early stopping: stop after N periodic evaluations of the validation split without a better
+    /// one (needs --valid-fraction). Use the best checkpoint with `--checkpoint best`.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
+    pub patience: Option<usize>,
     /// Labelled training examples, spread evenly over the classes (0: unsupervised CaGeM-0).
+    /// --dataset npy: without train_y.npy 0; with a fully labelled train_y.npy 100 rounded down
+    /// to spread evenly.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub labels: usize,
-    /// Number of clusters K (values of y); with labels, at least the number of classes.
+    /// Number of clusters K (values of y); with labels, at least the number of classes
+    /// (cluster k is class k; the others get no labels). --dataset npy: the number of classes.
     #[arg(long, default_value_t = 10, value_name = "K", allow_negative_numbers = true, value_parser = ranges::latent)]
     pub clusters: usize,
-    /// Training epochs (passes over the unlabelled data).
+    /// Training epochs (passes over the unlabelled data). --dataset npy: sized to the data (about
+    /// 6000 steps, 20 to 1000 epochs; docs/own-data.md).
     #[arg(long, default_value_t = 1000, value_name = "E", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub epochs: usize,
-    /// Unlabelled examples per step.
+    /// Unlabelled examples per step (at most the training set: larger is cut to it, with a note).
+    /// --dataset npy: ⌈N/20⌉ within 16..100.
     #[arg(long, default_value_t = 100, value_name = "B", allow_negative_numbers = true, value_parser = ranges::batch)]
     pub batch: usize,
     /// Labelled examples per step (all of them when there are fewer).
     #[arg(long, default_value_t = 100, value_name = "B", allow_negative_numbers = true, value_parser = ranges::batch)]
     pub labelled_batch: usize,
-    /// Epochs of KL warm-up (temperature from 0 to 1; 0: none).
+    /// Epochs of KL warm-up (temperature from 0 to 1; 0: none). --dataset npy: a tenth of the
+    /// epochs.
     #[arg(long, default_value_t = 100.0, value_name = "EPOCHS", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub warmup: f64,
     /// Seed of everything random: initial weights, labelled subset, order, binarisation, noise.
@@ -197,24 +210,34 @@ pub struct TrainArgs {
     /// branch; not a bound on log p(x) (the logged ELBO and the IW bound stay the true ones).
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub log_py_weight: Option<f64>,
-    /// Dimension of z1.
+    /// Dimension of z1. --dataset npy: ⌈D/4⌉ within 2..64 for D features.
     #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = ranges::latent)]
     pub z1: usize,
-    /// Dimension of z2.
+    /// Dimension of z2. --dataset npy: ⌈z1/2⌉ within 2..32.
     #[arg(long, default_value_t = 32, allow_negative_numbers = true, value_parser = ranges::latent)]
     pub z2: usize,
-    /// Hidden widths of the inference networks, from the x end.
+    /// Hidden widths of the inference networks, from the x end. --dataset npy: h,h/2 with h the
+    /// power of two ≥ 2D within 32..512.
     #[arg(long, default_value = "1024,512", value_parser = parse_widths)]
     pub q_hidden: [usize; 2],
-    /// Hidden widths of the generative networks, from the top.
+    /// Hidden widths of the generative networks, from the top. --dataset npy: h/2,h.
     #[arg(long, default_value = "512,1024", value_parser = parse_widths)]
     pub p_hidden: [usize; 2],
     /// Train on the first N training images only (quick experiments).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub n_train: Option<usize>,
-    /// No progress bar; one line per epoch.
+    /// Print nothing but warnings, errors and the final summary (no progress bar, no epoch lines
+    /// unless --log-every).
     #[arg(long)]
     pub quiet: bool,
+    /// With --quiet, one line every N epochs (and after the last).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
+    pub log_every: Option<usize>,
+    /// Floor on the standard deviation σ of a Gaussian p(x|y,z1), in the units the model sees
+    /// (standardised ones with --standardize). Default: from the data, max(0.01 × the median
+    /// feature's σ, the median feature's smallest gap between distinct values / √12).
+    #[arg(long, value_name = "S", allow_negative_numbers = true, value_parser = ranges::min_std)]
+    pub min_std: Option<f64>,
     /// Matrix-product arithmetic: f32, bf16 (bf16 inputs, f32 accumulation and everything else
     /// f32; CPU with AVX512_BF16/AMX and oneDNN, see scripts/install-bf16.sh) or auto (bf16 where
     /// it runs and a short probe finds its products faster than f32's here: not on every
@@ -237,6 +260,11 @@ pub struct TrainArgs {
     /// run keeps its own values for the others.
     #[arg(skip)]
     pub given: Vec<String>,
+}
+
+/// The file of `--checkpoint last|best` in a run folder.
+pub fn checkpoint_file(which: &str) -> &'static str {
+    if which == "best" { cagem::train::best::BEST_FILE } else { cagem::checkpoint::CHECKPOINT_FILE }
 }
 
 impl TrainArgs {
@@ -277,6 +305,10 @@ pub struct EvalArgs {
     /// Folder with the data files, if not the one recorded in the run.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Which checkpoint of the run: last (checkpoint.safetensors) or best (best.safetensors, the
+    /// best validation evaluation of a run trained with --valid-fraction).
+    #[arg(long, default_value = "last", value_parser = ["last", "best"])]
+    pub checkpoint: String,
     /// Matrix-product arithmetic of the evaluation (f32 whatever the run trained with; bf16 or
     /// auto as for `train`).
     #[arg(long, value_name = "P", default_value = "f32", value_parser = ["f32", "bf16", "auto"])]
@@ -342,6 +374,10 @@ pub struct PictureCommon {
     /// Pixels per image pixel.
     #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = ranges::zoom)]
     pub zoom: usize,
+    /// Which checkpoint of the run: last (checkpoint.safetensors) or best (best.safetensors, the
+    /// best validation evaluation of a run trained with --valid-fraction).
+    #[arg(long, default_value = "last", value_parser = ["last", "best"])]
+    pub checkpoint: String,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -382,6 +418,10 @@ pub struct LatentArgs {
     /// Use the first N test images (default: all).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranges::at_least_1)]
     pub n_test: Option<usize>,
+    /// Which checkpoint of the run: last (checkpoint.safetensors) or best (best.safetensors, the
+    /// best validation evaluation of a run trained with --valid-fraction).
+    #[arg(long, default_value = "last", value_parser = ["last", "best"])]
+    pub checkpoint: String,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -425,6 +465,10 @@ pub struct OutputCommon {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Which checkpoint of the run: last (checkpoint.safetensors) or best (best.safetensors, the
+    /// best validation evaluation of a run trained with --valid-fraction).
+    #[arg(long, default_value = "last", value_parser = ["last", "best"])]
+    pub checkpoint: String,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -448,8 +492,8 @@ pub struct EncodeArgs {
 pub struct ScoreArgs {
     #[command(flatten)]
     pub common: OutputCommon,
-    /// Importance samples per example.
-    #[arg(long, default_value_t = 5000, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
+    /// Importance samples per example (`eval` keeps the paper's 5000).
+    #[arg(long, default_value_t = 100, value_name = "K", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub k: usize,
     /// How the importance weights treat y: summed exactly (sum-y) or sampled (sample-y).
     #[arg(long, default_value = "sum-y", value_parser = ["sum-y", "sample-y"])]

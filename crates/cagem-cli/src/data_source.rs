@@ -19,14 +19,26 @@ pub fn load_with(dataset: &str, dir: Option<&Path>, likelihood: Likelihood) -> R
     }
 }
 
-/// The data of a run: its data set from `dir` (default: the folder the run recorded), with the
-/// run's held-out test set if it made one.
+/// The data of a run: its data set from `dir` (default: the folder the run recorded), without
+/// the run's held-out examples (--valid-fraction), which are its test set where the data has
+/// none.
 pub fn for_run(train: &TrainConfig, model: &ModelConfig, dir: Option<&Path>) -> Result<Dataset> {
+    Ok(with_validation(train, model, dir)?.0)
+}
+
+/// `for_run`, and the validation split where it is not the test set: the held-out examples (as
+/// the test rows of a set without training rows) when the data has a test set of its own.
+pub fn with_validation(
+    train: &TrainConfig,
+    model: &ModelConfig,
+    dir: Option<&Path>,
+) -> Result<(Dataset, Option<Dataset>)> {
     let recorded = train.data_dir.as_deref().map(Path::new);
     let data = load_with(&train.dataset, dir.or(recorded), model.likelihood)?;
     match train.valid_fraction {
-        Some(f) => split::hold_out(&data, f, train.seed),
-        None => Ok(data),
+        Some(f) if data.n_test() > 0 => split::split_valid(&data, f, train.seed).map(|(t, v)| (t, Some(v))),
+        Some(f) => Ok((split::hold_out(&data, f, train.seed)?, None)),
+        None => Ok((data, None)),
     }
 }
 

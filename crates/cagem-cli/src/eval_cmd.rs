@@ -6,7 +6,7 @@ use cagem::eval::{EvalOptions, evaluate_rows, select_rows, spread_over_classes};
 use cagem::model::IwEstimator;
 use cagem::{Error, Result};
 
-use crate::args::EvalArgs;
+use crate::args::{EvalArgs, checkpoint_file};
 use crate::data_source;
 use crate::progress::bar;
 
@@ -16,7 +16,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let device = a.device.open()?;
     let precision = cagem::precision::resolve(Some(&a.precision), None, &device)?;
-    let (mut model, _, meta) = checkpoint::load::<f32>(&a.run, &device)?;
+    let (mut model, _, meta) = checkpoint::load_file::<f32>(&a.run, checkpoint_file(&a.checkpoint), &device)?;
     model.set_precision(precision);
     let data = data_source::for_run(&meta.train, &meta.model, a.data.as_deref())?;
     if data.dim() != model.cfg.x_dim {
@@ -61,7 +61,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
     });
     pb.finish_and_clear();
     println!("run               {}", a.run.display());
-    println!("trained epochs    {}", meta.state.epochs_done);
+    println!(
+        "trained epochs    {}{}",
+        meta.state.epochs_done,
+        if a.checkpoint == "best" { " (the best checkpoint)" } else { "" }
+    );
     println!("test images       {}", report.n_test);
     println!("IW-{:<6} bound    {:.3} nats   ({})", report.iw_k, report.log_likelihood, report.estimator);
     println!("test ELBO         {:.3} nats", report.elbo);

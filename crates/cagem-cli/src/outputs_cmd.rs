@@ -13,7 +13,7 @@ use cagem_autodiff::Tensor;
 use cagem_report::export::{self, Column, Values};
 use indicatif::ProgressBar;
 
-use crate::args::{EncodeArgs, OutputCommon, PredictArgs, ScoreArgs};
+use crate::args::{EncodeArgs, OutputCommon, PredictArgs, ScoreArgs, checkpoint_file};
 use crate::data_source;
 use crate::progress::bar;
 
@@ -29,7 +29,7 @@ fn open(c: &OutputCommon) -> Result<(Cagem<f32>, CheckpointMeta, Examples)> {
     // Refuse a bad --out before any work.
     export::format_of(&c.out)?;
     let device = c.device.open()?;
-    let (model, _, meta) = checkpoint::load::<f32>(&c.run, &device)?;
+    let (model, _, meta) = checkpoint::load_file::<f32>(&c.run, checkpoint_file(&c.checkpoint), &device)?;
     let (cfg, st) = (&model.cfg, model.standardizer());
     let examples = if let Some(path) = &c.input {
         let values = npy::examples_for_model(path, cfg.height, cfg.width, cfg.likelihood)?;
@@ -111,14 +111,46 @@ pub fn predict(a: PredictArgs) -> Result<()> {
             );
         }
     }
+    let (use_p, why) = classifier_choice(&c.run, &meta);
+    if !c.quiet {
+        eprintln!("pred: {why}");
+    }
+    let pred = if use_p { pred_p.clone() } else { pred_q.clone() };
     let to_i64 = |v: Vec<usize>| Values::I64(v.into_iter().map(|c| c as i64).collect());
     let columns = [
         Column::matrix("p_y", k, p_y),
         Column::matrix("q_y", k, q_y),
         Column::vector("pred_p", to_i64(pred_p)),
         Column::vector("pred_q", to_i64(pred_q)),
+        Column::vector("pred", to_i64(pred)),
     ];
     finish(c, pb, &columns, &ex, seconds)
+}
+
+/// Which classifier `pred` follows: q(y|x), the one trained on the labels directly, unless the
+/// run's latest evaluation of a validation split (--valid-fraction) found p(y|x) better.
+fn classifier_choice(run: &std::path::Path, meta: &CheckpointMeta) -> (bool, String) {
+    let q = (false, "q(y|x) (trained on the labels directly; `pred_p` holds p(y|x)'s)".to_string());
+    if meta.train.valid_fraction.is_none() {
+        return q;
+    }
+    let text = std::fs::read_to_string(run.join(cagem::train::metrics::METRICS_FILE)).unwrap_or_default();
+    let last = text.lines().rev().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find_map(|r| {
+        let prefix = if r.get("valid_error_q").is_some() { "valid_" } else { "test_" };
+        let g = |k: &str| r.get(format!("{prefix}{k}")).and_then(|v| v.as_f64());
+        Some((g("error_p")?, g("error_q")?, r.get("epoch")?.as_u64()?))
+    });
+    match last {
+        Some((p, q, epoch)) if p < q => (
+            true,
+            format!(
+                "p(y|x), better on the validation split at epoch {epoch} ({:.2} % against q(y|x)'s {:.2} %)",
+                100.0 * p,
+                100.0 * q
+            ),
+        ),
+        _ => q,
+    }
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {

@@ -9,15 +9,15 @@ use cagem::{Error, Result};
 use cagem_autodiff::Tensor;
 use cagem_report::pictures::{Panel, scatter_panels, side_by_side, tile};
 
-use crate::args::{DeviceArgs, GridArgs, LatentArgs, ReconstructArgs, SampleArgs};
+use crate::args::{DeviceArgs, GridArgs, LatentArgs, ReconstructArgs, SampleArgs, checkpoint_file};
 use crate::data_source;
 
 /// Stream number of picture noise (under the user's seed).
 const PICTURE_STREAM_BASE: u64 = 0x5049_4354; // "PICT"
 
-fn load_run(run: &Path, device: &DeviceArgs) -> Result<(Cagem<f32>, checkpoint::CheckpointMeta)> {
+fn load_run(run: &Path, which: &str, device: &DeviceArgs) -> Result<(Cagem<f32>, checkpoint::CheckpointMeta)> {
     let device = device.open()?;
-    let (model, _, meta) = checkpoint::load::<f32>(run, &device)?;
+    let (model, _, meta) = checkpoint::load_file::<f32>(run, checkpoint_file(which), &device)?;
     Ok((model, meta))
 }
 
@@ -62,7 +62,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     if a.n == 0 || a.n > 10_000 {
         return Err(Error::config("--n must be between 1 and 10000"));
     }
-    let (mut model, _) = load_run(&a.common.run, &a.common.device)?;
+    let (mut model, _) = load_run(&a.common.run, &a.common.checkpoint, &a.common.device)?;
     check_class(a.class, model.cfg.clusters)?;
     let mut noise = NoiseStreams { seed: a.seed, next: PICTURE_STREAM_BASE };
     let z2 = match a.class {
@@ -90,7 +90,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     check_zoom(a.common.zoom)?;
-    let (mut model, meta) = load_run(&a.common.run, &a.common.device)?;
+    let (mut model, meta) = load_run(&a.common.run, &a.common.checkpoint, &a.common.device)?;
     let data = load_data(&meta)?;
     if a.n == 0 || a.n > data.n_test() {
         return Err(Error::config(format!("--n must be between 1 and the {} test images", data.n_test())));
@@ -117,7 +117,7 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
 }
 
 pub fn latent(a: LatentArgs) -> Result<()> {
-    let (mut model, meta) = load_run(&a.run, &a.device)?;
+    let (mut model, meta) = load_run(&a.run, &a.checkpoint, &a.device)?;
     let data = load_data(&meta)?;
     let n = a.n_test.unwrap_or(data.n_test());
     if n < 3 || n > data.n_test() {
@@ -154,7 +154,7 @@ pub fn grid(a: GridArgs) -> Result<()> {
     if !((2..=40).contains(&a.steps) && a.span > 0.0 && a.span.is_finite()) {
         return Err(Error::config("--steps must be between 2 and 40 and --span positive"));
     }
-    let (mut model, _) = load_run(&a.common.run, &a.common.device)?;
+    let (mut model, _) = load_run(&a.common.run, &a.common.checkpoint, &a.common.device)?;
     if model.cfg.z2 != 2 {
         return Err(Error::config(format!(
             "the z2 grid needs a model trained with --z2 2; this run has z2 = {}",

@@ -16,32 +16,43 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
     pb
 }
 
-/// Draws one bar per epoch with the running loss, ELBO and speed.
+/// Draws one bar per epoch with the running loss, ELBO and speed, and a line after each epoch;
+/// quiet, only the lines of every `log_every`-th epoch and the last.
 pub struct TrainProgress {
     quiet: bool,
+    log_every: Option<usize>,
     bar: Option<ProgressBar>,
     /// The latest periodic test figures, shown on every bar after them.
     last_test: Option<String>,
 }
 
 impl TrainProgress {
-    pub fn new(quiet: bool) -> Self {
-        TrainProgress { quiet, bar: None, last_test: None }
+    pub fn new(quiet: bool, log_every: Option<usize>) -> Self {
+        TrainProgress { quiet, log_every, bar: None, last_test: None }
+    }
+
+    fn prints(&self, epoch: usize, epochs: usize) -> bool {
+        !self.quiet || self.log_every.is_some_and(|n| epoch.is_multiple_of(n) || epoch == epochs)
     }
 }
 
-/// "test IW-100 −90.12 ELBO −94.50 err p 18.2 % q 5.6 %" from an epoch's test_* keys.
+/// "test IW-100 −90.12 ELBO −94.50 err p 18.2 % q 5.6 %" from an epoch's test_* keys (valid_*
+/// for a validation split).
 fn test_summary(record: &serde_json::Value) -> Option<String> {
-    let ll = record.get("test_log_likelihood")?.as_f64()?;
-    let g = |k: &str| record.get(k).and_then(|v| v.as_f64());
-    let mut s =
-        format!("test IW-{} {:.2} ELBO {:.2}", g("test_k").unwrap_or(0.0), ll, g("test_elbo").unwrap_or(f64::NAN));
-    if let (Some(p), Some(q)) = (g("test_error_p"), g("test_error_q")) {
+    let (prefix, what) =
+        if record.get("valid_log_likelihood").is_some() { ("valid_", "valid") } else { ("test_", "test") };
+    let ll = record.get(format!("{prefix}log_likelihood"))?.as_f64()?;
+    let g = |k: &str| record.get(format!("{prefix}{k}")).and_then(|v| v.as_f64());
+    let mut s = format!("{what} IW-{} {:.2} ELBO {:.2}", g("k").unwrap_or(0.0), ll, g("elbo").unwrap_or(f64::NAN));
+    if let (Some(p), Some(q)) = (g("error_p"), g("error_q")) {
         s += &format!(" err p {:.2} % q {:.2} %", 100.0 * p, 100.0 * q);
     }
-    s += &format!(" KL(z2) {:.2}", g("test_kl_z2").unwrap_or(f64::NAN));
-    if let (Some(r), Some(u)) = (g("test_routing"), g("test_clusters_used")) {
+    s += &format!(" KL(z2) {:.2}", g("kl_z2").unwrap_or(f64::NAN));
+    if let (Some(r), Some(u)) = (g("routing"), g("clusters_used")) {
         s += &format!(" routing {r:.2} clusters {u}");
+    }
+    if let Some(e) = record.get("best_epoch").and_then(|v| v.as_u64()) {
+        s += &format!(" (best: epoch {e})");
     }
     Some(s)
 }
@@ -102,9 +113,11 @@ impl Observer for TrainProgress {
             line += &format!("  H_p {:.3}  H_q {:.3}", g("hp"), g("hq"));
         }
         if let Some(t) = test_summary(&r.record) {
-            line += &format!("\n  {t}  ({:.1} s)", g("test_seconds"));
+            line += &format!("\n  {t}  ({:.1} s)", g("test_seconds").max(g("valid_seconds")));
             self.last_test = Some(t);
         }
-        eprintln!("{line}");
+        if self.prints(r.epoch, r.epochs) {
+            eprintln!("{line}");
+        }
     }
 }

@@ -69,6 +69,12 @@ pub fn open_fraction(s: &str) -> Result<f64, String> {
     if v < 1.0 { Ok(v) } else { Err(format!("{v} is outside (0, 1)")) }
 }
 
+/// The σ floor of a Gaussian likelihood: [1e-6, 10⁶] (below, the density kernel's own clamp
+/// on log σ² takes over).
+pub fn min_std(s: &str) -> Result<f64, String> {
+    real(s, 1e-6, false, 1e6)
+}
+
 pub fn threads(s: &str) -> Result<usize, String> {
     count(s, 1, max_threads()).map_err(|e| format!("{e} (at most twice this machine's logical cores)"))
 }

@@ -8,9 +8,11 @@ use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::data::{Dataset, DeviceData};
 use cagem::deviation::Deviation;
 use cagem::train::open_run;
+use cagem::train::run::ValidSet;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
+use crate::data_defaults;
 use crate::data_source;
 use crate::progress::TrainProgress;
 
@@ -29,13 +31,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
     {
         cfg.data_checksums = Some(cagem::data::npy::checksums(Path::new(dir))?);
     }
-    let mut data = data_source::for_run(&cfg, &model_cfg, None)?;
+    let (mut data, valid) = data_source::with_validation(&cfg, &model_cfg, None)?;
     if let Some(n) = cfg.n_train {
         data = data.truncated(n, data.n_test());
     }
     (model_cfg.x_dim, model_cfg.height, model_cfg.width) = (data.dim(), data.height, data.width);
     let (labels, labels_note) = labels_for(&data, cfg.labels);
     cfg.labels = labels;
+    let chosen =
+        if saved.is_none() { data_defaults::apply(&a, &data, &mut model_cfg, &mut cfg) } else { Default::default() };
+    for w in &chosen.warnings {
+        eprintln!("warning: {w}");
+    }
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
     if let Some(meta) = &saved {
         let done = meta.state.epochs_done;
@@ -56,11 +63,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
-    eprintln!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
-    if let Some(note) = labels_note {
-        eprintln!("labels: {note}");
+    // --quiet: warnings, errors and the final summary only.
+    macro_rules! say {
+        ($($t:tt)*) => { if !a.quiet { eprintln!($($t)*); } };
     }
-    eprintln!(
+    say!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
+    if let Some(note) = labels_note {
+        say!("labels: {note}");
+    }
+    for note in &chosen.notes {
+        say!("{note}");
+    }
+    say!(
         "model: CaGeM-{} K={} z1={} z2={} q {:?} p {:?}, {} parameters, on {} ({} matrix products)",
         run.cfg.labels,
         model_cfg.clusters,
@@ -85,17 +99,38 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .chain(c.log_py_weight.map(|v| format!("log-py-weight {v}")))
         .collect();
     if !deviations.is_empty() {
+        // Shown also with --quiet, as a warning: the run is not the paper's model.
         eprintln!("DEVIATIONS from the paper: {}", deviations.join(", "));
     }
     if a.resume {
-        eprintln!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
+        say!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
     }
-    eprintln!("run folder: {}", out.display());
+    say!("run folder: {}", out.display());
     stop_on_signal(run.stop.clone());
     let dev_data =
         DeviceData::<f32>::with_likelihood(&device, &data, model_cfg.likelihood, run.model.standardizer().as_ref());
-    run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet))?;
-    println!("trained {} epochs; checkpoint and metrics in {}", run.state.epochs_done, out.display());
+    if let Some(v) = &valid {
+        // The validation split beside the test set: the periodic evaluation runs on it.
+        let dv =
+            DeviceData::<f32>::with_likelihood(&device, v, model_cfg.likelihood, run.model.standardizer().as_ref());
+        run.valid = Some(ValidSet { x: dv.test, labels: v.test_labels.clone() });
+        say!("validation: {} held-out examples (periodic evaluation, best checkpoint, --patience)", v.n_test());
+    }
+    run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet, a.log_every))?;
+    let early = if run.stopped_early() {
+        format!(" (stopped early: {} evaluations without a better validation figure)", run.cfg.patience.unwrap_or(0))
+    } else {
+        String::new()
+    };
+    println!("trained {} epochs{early}; checkpoint and metrics in {}", run.state.epochs_done, out.display());
+    if let Some(b) = &run.state.best {
+        println!(
+            "best checkpoint: epoch {} by the {} ({}); use it with --checkpoint best",
+            b.epoch,
+            b.describe(),
+            out.join(cagem::train::best::BEST_FILE).display()
+        );
+    }
     if data.n_test() > 0 {
         println!("evaluate with: cagem eval --run {}", out.display());
     }
@@ -135,6 +170,7 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         t.dataset => "dataset" = a.dataset.clone(),
         t.data_dir => "data" = a.data.as_deref().map(|d| recorded_dir(if a.was_given("dataset") || fresh { &a.dataset } else { &t.dataset }, d)),
         t.valid_fraction => "valid_fraction" = a.valid_fraction,
+        t.patience => "patience" = a.patience,
         t.n_train => "n_train" = a.n_train,
         t.labels => "labels" = a.labels,
         t.epochs => "epochs" = a.epochs,
@@ -160,6 +196,7 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         m.p_hidden => "p_hidden" = a.p_hidden,
         m.likelihood => "likelihood" = if a.likelihood == "gaussian" { Likelihood::Gaussian } else { Likelihood::Bernoulli },
         m.standardize => "standardize" = a.standardize,
+        m.min_std => "min_std" = a.min_std,
     }
     if fresh || a.was_given("deviation") {
         let mut list: Vec<Deviation> = a.deviation.iter().filter_map(|n| Deviation::parse(n)).collect();
@@ -186,7 +223,8 @@ fn labels_for(data: &Dataset, requested: usize) -> (usize, Option<String>) {
     if data.partial_labels {
         let n = data.labelled_indices().len();
         (n, Some(format!("the {n} labelled examples of train_y.npy (--labels does not apply)")))
-    } else if data.n_classes == 0 {
+    } else if !data.train_labels.iter().any(|&l| l != cagem::data::UNLABELLED) {
+        // Test labels alone (test_y.npy) name clusters for the error rates; they train nothing.
         (0, (requested > 0).then(|| "no train_y.npy: training unsupervised (CaGeM-0)".to_string()))
     } else {
         (requested, None)

@@ -514,43 +514,29 @@ fn moved_data_resumes_by_checksum() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// A one-epoch unsupervised run (folder `d/run`) on 40 real-valued examples of 4 features, with
+/// a model small enough to train in a second: the checkpoint the tests below then damage.
+fn tiny_npy_run(d: &std::path::Path) -> std::path::PathBuf {
+    let x: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
+    npy(&d.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
+    npy(&d.join("test_x.npy"), "<f4", "(10, 4)", &floats(&x[..40]));
+    let r = d.join("run");
+    let (data, out) = (d.to_str().unwrap(), r.to_str().unwrap());
+    let tiny = ["--epochs", "1", "--batch", "10", "--z1", "2", "--z2", "2", "--q-hidden", "8,8", "--p-hidden", "8,8"];
+    let mut args = vec!["train", "--dataset", "npy", "--labels", "0", "--data", data, "--out", out];
+    args.extend(tiny);
+    args.extend(["--clusters", "2", "--quiet"]);
+    assert!(cagem(&args).status.success());
+    r
+}
+
 /// A checkpoint whose model gives a bound that is not finite (a weight set to +∞ and saved
 /// through the library, so its checksums are valid): `eval` prints it, flags it in its JSON
 /// and exits 1 instead of reporting success.
 #[test]
 fn eval_refuses_a_bound_that_is_not_finite() {
     let d = tmp("nonfinite");
-    let x: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
-    npy(&d.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
-    npy(&d.join("test_x.npy"), "<f4", "(10, 4)", &floats(&x[..40]));
-    let r = d.join("run");
-    let args = [
-        "train",
-        "--dataset",
-        "npy",
-        "--labels",
-        "0",
-        "--data",
-        d.to_str().unwrap(),
-        "--out",
-        r.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch",
-        "10",
-        "--z1",
-        "2",
-        "--z2",
-        "2",
-        "--q-hidden",
-        "8,8",
-        "--p-hidden",
-        "8,8",
-        "--clusters",
-        "2",
-        "--quiet",
-    ];
-    assert!(cagem(&args).status.success());
+    let r = tiny_npy_run(&d);
     let dev = cagem_kernels::Device::Cpu;
     let (mut model, adam, meta) = cagem::checkpoint::load::<f32>(&r, &dev).unwrap();
     let id = model.store.find("p_x.logits.b").unwrap();
@@ -573,37 +559,7 @@ fn eval_refuses_a_bound_that_is_not_finite() {
 #[test]
 fn lying_checkpoint_headers_never_allocate_what_they_declare() {
     let d = tmp("lying-ckpt");
-    let x: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
-    npy(&d.join("train_x.npy"), "<f4", "(40, 4)", &floats(&x));
-    npy(&d.join("test_x.npy"), "<f4", "(10, 4)", &floats(&x[..40]));
-    let r = d.join("run");
-    let args = [
-        "train",
-        "--dataset",
-        "npy",
-        "--labels",
-        "0",
-        "--data",
-        d.to_str().unwrap(),
-        "--out",
-        r.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch",
-        "10",
-        "--z1",
-        "2",
-        "--z2",
-        "2",
-        "--q-hidden",
-        "8,8",
-        "--p-hidden",
-        "8,8",
-        "--clusters",
-        "2",
-        "--quiet",
-    ];
-    assert!(cagem(&args).status.success());
+    let r = tiny_npy_run(&d);
     let ck = r.join("checkpoint.safetensors");
     let good = std::fs::read(&ck).unwrap();
     let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;

@@ -121,7 +121,7 @@ fn numpy_data_round_trips_through_train_predict_encode_and_score() {
     ok(&["predict", "--run", r, "--out", &p_csv, "--split", "train", "--quiet"]);
     let csv = std::fs::read_to_string(&p_csv).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "p_y_0,p_y_1,p_y_2,p_y_3,q_y_0,q_y_1,q_y_2,q_y_3,pred_p,pred_q");
+    assert_eq!(lines.next().unwrap(), "p_y_0,p_y_1,p_y_2,p_y_3,q_y_0,q_y_1,q_y_2,q_y_3,pred_p,pred_q,pred");
     assert_eq!(lines.count(), 90);
 
     ok(&["encode", "--run", r, "--out", &e_npz, "--quiet"]);
@@ -201,4 +201,180 @@ fn numpy_data_without_a_test_set_holds_one_out_or_says_there_is_none() {
     fails_with(&std_bern, &["--standardize needs --likelihood gaussian"]);
     // --dataset npy without a folder.
     fails_with(&["train", "--dataset", "npy", "--epochs", "1"], &["--dataset npy needs --data DIR"]);
+}
+
+fn stderr_of<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> (String, String) {
+    let o = cagem(args);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+    assert!(o.status.success(), "{args:?} failed:\n{out}\n{err}");
+    (out, err)
+}
+
+fn config_of(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+}
+
+fn epoch_records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_none())
+        .collect()
+}
+
+#[test]
+fn clusters_labels_and_the_model_follow_the_data_unless_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 90, true);
+    let (d, r1, r2) = (data.to_str().unwrap(), tmp.path().join("r1"), tmp.path().join("r2"));
+    let base = ["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--epochs", "1"];
+    let (_, err) = stderr_of(&[&base[..], &["--out", r1.to_str().unwrap()]].concat());
+    assert!(err.contains("K = 3 clusters, the classes of train_y.npy"), "{err}");
+    assert!(err.contains("model sized for 90 examples × 4 features: z1 2, z2 2, q-hidden 32,16"), "{err}");
+    assert!(err.contains("--z1/--z2/--q-hidden/--p-hidden/--batch/--epochs/--warmup override"), "{err}");
+    let c = config_of(&r1);
+    assert_eq!(c["model"]["clusters"], 3);
+    assert_eq!((c["model"]["z1"].as_u64(), c["model"]["q_hidden"][0].as_u64()), (Some(2), Some(32)));
+    assert_eq!((c["train"]["batch"].as_u64(), c["train"]["epochs"].as_u64()), (Some(16), Some(1)), "--epochs wins");
+    assert!(c["model"]["min_std"].as_f64().is_some_and(|s| s > 0.0), "a Gaussian run has a σ floor");
+    // Explicit options win; more clusters than classes are said to get no labels.
+    let mut given = base.to_vec();
+    given.extend(["--clusters", "5", "--z1", "3", "--batch", "30", "--out", r2.to_str().unwrap(), "--min-std", "0.2"]);
+    let (_, err) = stderr_of(&given);
+    assert!(err.contains("K = 5 for 3 classes: clusters 3…4 get no labels"), "{err}");
+    let c = config_of(&r2);
+    assert_eq!((c["model"]["clusters"].as_u64(), c["model"]["z1"].as_u64()), (Some(5), Some(3)));
+    assert_eq!((c["train"]["batch"].as_u64(), c["model"]["min_std"].as_f64()), (Some(30), Some(0.2)));
+}
+
+#[test]
+fn without_train_labels_training_is_unsupervised_with_k_from_the_test_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 60, true);
+    std::fs::remove_file(data.join("train_y.npy")).unwrap();
+    let run = tmp.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let (_, err) =
+        stderr_of(&["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--epochs", "1", "--out", r]);
+    assert!(err.contains("training unsupervised (CaGeM-0)") && err.contains("K = 3 clusters"), "{err}");
+    let c = config_of(&run);
+    assert_eq!((c["train"]["labels"].as_u64(), c["model"]["clusters"].as_u64()), (Some(0), Some(3)));
+}
+
+#[test]
+fn batches_larger_than_the_data_are_cut_with_a_note_and_quiet_runs_say_only_the_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 40, false);
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let mut args = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--epochs", "2"];
+    args.extend(["--batch", "100", "--min-std", "0.1", "--out", run.to_str().unwrap()]);
+    let (_, err) = stderr_of(&args);
+    assert!(err.contains("--batch 100 is more than the 40 training examples: batches of 40"), "{err}");
+    assert_eq!(config_of(&run)["train"]["batch"], 40);
+    // Quiet: no notes, no epoch lines; the summary on stdout, without an eval suggestion (no test set).
+    let quiet = tmp.path().join("quiet");
+    let (out, err) = stderr_of(&[&args[..args.len() - 1], &[quiet.to_str().unwrap(), "--quiet"]].concat());
+    assert!(err.trim().is_empty(), "quiet printed:\n{err}");
+    assert!(out.contains("trained 2 epochs") && !out.contains("cagem eval"), "{out}");
+    let every = tmp.path().join("every");
+    let (_, err) =
+        stderr_of(&[&args[..args.len() - 1], &[every.to_str().unwrap(), "--quiet", "--log-every", "1"]].concat());
+    assert_eq!(err.lines().filter(|l| l.starts_with("epoch ")).count(), 2, "{err}");
+}
+
+#[test]
+fn uint8_data_far_below_255_and_constant_features_are_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let x: Vec<u8> = (0..50 * 6).map(|i| if i % 6 == 5 { 3 } else { (i * 7 % 17) as u8 }).collect();
+    save(&data.join("train_x.npy"), &[50, 6], &x);
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let (_, err) =
+        stderr_of(&["train", "--dataset", "npy", "--data", d, "--epochs", "1", "--out", run.to_str().unwrap()]);
+    assert!(err.contains("warning: train_x.npy is uint8 with values 0–16, far below 255"), "{err}");
+    let gauss = tmp.path().join("gauss");
+    let (_, err) = stderr_of(&[
+        "train",
+        "--dataset",
+        "npy",
+        "--data",
+        d,
+        "--epochs",
+        "1",
+        "--likelihood",
+        "gaussian",
+        "--quiet",
+        "--out",
+        gauss.to_str().unwrap(),
+    ]);
+    assert!(err.contains("1 feature(s) are constant in the training set (index 5)"), "{err}");
+    assert!(err.contains("take at most 17 distinct values"), "{err}");
+}
+
+#[test]
+fn a_validation_split_beside_the_test_set_chooses_the_best_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 80, true);
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let r = run.to_str().unwrap();
+    let mut args = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--standardize"];
+    args.extend(["--epochs", "4", "--eval-every", "1", "--eval-k", "3", "--valid-fraction", "0.25", "--out", r]);
+    args.extend(TINY);
+    let (out, _) = stderr_of(&args);
+    assert!(run.join("best.safetensors").exists() && run.join("checkpoint.safetensors").exists());
+    // 20 of the 80 held out: training sees 60, the test set keeps its own 30.
+    let p = tmp.path().join("p.npz");
+    let p = p.to_str().unwrap();
+    ok(&["predict", "--run", r, "--out", p, "--split", "train", "--quiet"]);
+    assert_eq!(npz_array::<f64>(Path::new(p), "q_y").0[0], 60);
+    ok(&["predict", "--run", r, "--out", p, "--quiet", "--checkpoint", "best"]);
+    assert_eq!(npz_array::<f64>(Path::new(p), "q_y").0[0], 30);
+    // The evaluations are of the validation split, and the best is the one the rule picks.
+    let recs = epoch_records(&run);
+    assert_eq!(recs.len(), 4);
+    assert!(recs.iter().all(|r| r.get("test_elbo").is_none() && r["valid_n"] == 20), "{recs:?}");
+    let mut best: Option<(f64, f64, u64)> = None;
+    for r in &recs {
+        let (e, elbo) = (r["valid_error_q"].as_f64().unwrap(), r["valid_elbo"].as_f64().unwrap());
+        if best.is_none_or(|(be, belbo, _)| e < be || (e == be && elbo > belbo)) {
+            best = Some((e, elbo, r["epoch"].as_u64().unwrap()));
+        }
+        assert_eq!(r["best_epoch"].as_u64(), best.map(|b| b.2), "{r}");
+        assert_eq!(r["best_by"], "valid_error_q");
+    }
+    let best_epoch = best.unwrap().2;
+    assert!(out.contains(&format!("best checkpoint: epoch {best_epoch} by the validation error of q(y|x)")), "{out}");
+    let said = ok(&["eval", "--run", r, "--k", "2", "--checkpoint", "best"]);
+    assert!(said.contains(&format!("trained epochs    {best_epoch} (the best checkpoint)")), "{said}");
+    // A resume keeps the best so far.
+    let mut resume = args.clone();
+    let at = resume.iter().position(|a| *a == "4").unwrap();
+    resume[at] = "5";
+    resume.push("--resume");
+    ok(&resume);
+    let last = epoch_records(&run).pop().unwrap();
+    assert!(last["best_epoch"].as_u64().unwrap() >= best_epoch, "{last}");
+    // Early stopping needs the validation split; a run without one has no best checkpoint.
+    let other = tmp.path().join("other");
+    let mut patient = args[..args.len()].to_vec();
+    let at = patient.iter().position(|a| *a == "--valid-fraction").unwrap();
+    patient.drain(at..at + 2);
+    let at = patient.iter().position(|a| *a == r).unwrap();
+    patient[at] = other.to_str().unwrap();
+    fails_with(&[&patient[..], &["--patience", "2"]].concat(), &["--patience", "--valid-fraction"]);
+    ok(&patient);
+    fails_with(
+        &["eval", "--run", other.to_str().unwrap(), "--checkpoint", "best"],
+        &["best.safetensors", "--valid-fraction"],
+    );
 }

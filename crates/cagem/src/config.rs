@@ -35,6 +35,11 @@ pub struct ModelConfig {
     /// with the deviation `no-skip-x-z2`; absent in older checkpoints: true).
     #[serde(default = "default_true")]
     pub skip_x_to_z2: bool,
+    /// Floor on the standard deviation of a Gaussian p(x|y,z1), in the units the model sees
+    /// (standardised with `standardize`): log σ² ≥ 2 log min_std. None: no floor (older runs,
+    /// and the Bernoulli likelihood).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_std: Option<f64>,
 }
 
 fn default_true() -> bool {
@@ -77,6 +82,7 @@ impl Default for ModelConfig {
             likelihood: Likelihood::Bernoulli,
             standardize: false,
             skip_x_to_z2: true,
+            min_std: None,
         }
     }
 }
@@ -121,6 +127,11 @@ impl ModelConfig {
                 "batch-norm epsilon {} must be positive and momentum {} within [0, 1]",
                 self.bn_eps, self.bn_momentum
             )));
+        }
+        if let Some(s) = self.min_std
+            && !(s > 0.0 && s.is_finite() && (2.0 * s.ln()) > cagem_kernels::gaussian::LOGVAR_MIN + 1.0)
+        {
+            return Err(crate::Error::config(format!("--min-std {s} must be at least 1e-6")));
         }
         if self.standardize && self.likelihood != Likelihood::Gaussian {
             return Err(crate::Error::config(
@@ -195,6 +206,10 @@ pub struct TrainConfig {
     pub eval_k: usize,
     #[serde(default = "default_eval_n")]
     pub eval_n: usize,
+    /// Early stopping: stop after this many periodic evaluations of the validation split without
+    /// a better one (None: never; needs `valid_fraction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
     /// Departures from the paper's objective, for ablations (empty: the paper's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deviations: Vec<Deviation>,
@@ -255,6 +270,7 @@ impl Default for TrainConfig {
             eval_every: None,
             eval_k: default_eval_k(),
             eval_n: default_eval_n(),
+            patience: None,
             deviations: Vec::new(),
         }
     }

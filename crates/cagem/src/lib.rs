@@ -27,6 +27,7 @@ pub mod eval;
 pub mod model;
 pub mod nn;
 pub mod precision;
+pub mod sizing;
 pub mod timing;
 pub mod train;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use cagem::Likelihood;
 use cagem::data::npy::{examples_for_model, from_dir};
-use cagem::data::split::hold_out;
+use cagem::data::split::{hold_out, split_valid};
 use cagem::data::{Standardizer, UNLABELLED};
 use npyz::WriterBuilder;
 
@@ -182,4 +182,32 @@ fn standardisation_uses_training_statistics_and_reports_its_jacobian() {
     s.invert(&mut back);
     assert!(back.iter().zip(&x).all(|(a, &b)| (a - b as f64).abs() < 1e-5));
     assert!((s.log_jacobian() + (8.0f64 / 3.0).sqrt().ln()).abs() < 1e-12);
+}
+
+#[test]
+fn a_validation_split_beside_the_test_set_is_disjoint_from_training_and_seeded() {
+    let d = folder();
+    let data = from_dir(d.path(), Likelihood::Bernoulli).unwrap();
+    let (train, valid) = split_valid(&data, 0.25, 1).unwrap();
+    assert_eq!((train.n_train(), valid.n_test(), valid.n_train()), (9, 3, 0));
+    assert_eq!(
+        (train.test_images.clone(), train.test_labels.clone()),
+        (data.test_images.clone(), data.test_labels.clone())
+    );
+    // Every training row (rows differ: row i starts with 42·i mod 256) is in exactly one part.
+    let rows = |images: &[u8]| -> Vec<Vec<u8>> { images.chunks(6).map(|r| r.to_vec()).collect() };
+    let (kept, held, all) = (rows(&train.train_images), rows(&valid.test_images), rows(&data.train_images));
+    assert!(kept.iter().all(|r| !held.contains(r)), "disjoint");
+    let mut both: Vec<Vec<u8>> = kept.iter().chain(&held).cloned().collect();
+    both.sort();
+    let mut all_sorted = all.clone();
+    all_sorted.sort();
+    assert_eq!(both, all_sorted, "together the training set");
+    // The rows hold_out would move to the test set of the same data without one.
+    let moved = hold_out(&data.truncated(12, 0), 0.25, 1).unwrap();
+    assert_eq!(moved.test_images, valid.test_images);
+    assert_eq!(moved.test_labels, valid.test_labels);
+    let (_, other) = split_valid(&data, 0.25, 2).unwrap();
+    assert_ne!(other.test_images, valid.test_images, "another seed, another split");
+    assert!(split_valid(&data, 1.0, 1).is_err());
 }

@@ -68,7 +68,8 @@ pub fn train_args(c: &PaperConfig, dir: &Path, a: &ReproduceArgs) -> Vec<String>
     v.extend(["--clusters".into(), c.clusters.to_string()]);
     v.extend(shared_options(a));
     if a.quiet {
-        v.push("--quiet".into());
+        // No bars, but a line per epoch in the job's log.
+        v.extend(["--quiet".into(), "--log-every".into(), "1".into()]);
     }
     v
 }

@@ -65,6 +65,18 @@ pub fn save<T: Real>(
     train: &TrainConfig,
     state: &TrainState,
 ) -> Result<()> {
+    save_as(dir, CHECKPOINT_FILE, model, adam, train, state)
+}
+
+/// Saves model, optimiser and state to RUN/`file` (atomically, as every checkpoint).
+pub fn save_as<T: Real>(
+    dir: &Path,
+    file: &str,
+    model: &Cagem<T>,
+    adam: &Adam<T>,
+    train: &TrainConfig,
+    state: &TrainState,
+) -> Result<()> {
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (id, e) in model.store.iter() {
         named.push((format!("param/{}", e.name), vec![e.value.rows(), e.value.cols()], to_bytes(&e.value)));
@@ -88,7 +100,7 @@ pub fn save<T: Real>(
     meta.insert("train".to_string(), serde_json::to_string(train).expect("serialise"));
     meta.insert("state".to_string(), serde_json::to_string(state).expect("serialise"));
     meta.insert(META_CHECKSUM.to_string(), format!("{:08x}", metadata_crc(&meta)));
-    let path = dir.join(CHECKPOINT_FILE);
+    let path = dir.join(file);
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::checkpoint(&path, format!("cannot serialise: {e}")))?;
     write_atomic(&path, &bytes)
@@ -101,8 +113,14 @@ pub struct CheckpointMeta {
     pub state: TrainState,
 }
 
-fn read_checkpoint(dir: &Path) -> Result<(PathBuf, Vec<u8>)> {
-    let path = dir.join(CHECKPOINT_FILE);
+fn read_checkpoint(dir: &Path, file: &str) -> Result<(PathBuf, Vec<u8>)> {
+    let path = dir.join(file);
+    if !path.exists() && file == crate::train::best::BEST_FILE && dir.join(CHECKPOINT_FILE).exists() {
+        return Err(Error::checkpoint(
+            &path,
+            "not found: the run keeps a best checkpoint only with a validation split (train with --valid-fraction F)",
+        ));
+    }
     if !path.exists() {
         return Err(Error::checkpoint(
             &path,
@@ -178,14 +196,19 @@ fn verify_checksums(path: &Path, meta: &Option<HashMap<String, String>>, st: &Sa
 
 /// Reads only the configurations and state of a run's checkpoint.
 pub fn load_meta(dir: &Path) -> Result<CheckpointMeta> {
-    let (path, bytes) = read_checkpoint(dir)?;
+    let (path, bytes) = read_checkpoint(dir, CHECKPOINT_FILE)?;
     let (_, m) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::checkpoint(&path, format!("corrupt: {e}")))?;
     parse_meta(&path, m.metadata())
 }
 
 /// Restores model (on `device`), optimiser and metadata from a run's checkpoint.
 pub fn load<T: Real>(dir: &Path, device: &Device) -> Result<(Cagem<T>, Adam<T>, CheckpointMeta)> {
-    let (path, bytes) = read_checkpoint(dir)?;
+    load_file(dir, CHECKPOINT_FILE, device)
+}
+
+/// `load` from RUN/`file` (checkpoint.safetensors, or best.safetensors).
+pub fn load_file<T: Real>(dir: &Path, file: &str, device: &Device) -> Result<(Cagem<T>, Adam<T>, CheckpointMeta)> {
+    let (path, bytes) = read_checkpoint(dir, file)?;
     let corrupt = |e: safetensors::SafeTensorError| Error::checkpoint(&path, format!("corrupt or truncated: {e}"));
     let (_, m) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
     let meta = parse_meta(&path, m.metadata())?;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::NoiseStreams;
+use crate::train::best::Best;
 
 /// Everything besides weights that a resumed run needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,10 @@ pub struct TrainState {
     /// before training on, so that no epoch loses its test figures.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending_eval: bool,
+    /// The best validation evaluation so far (runs with --valid-fraction), whose weights are in
+    /// best.safetensors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<Best>,
 }
 
 /// Sums over the steps of an epoch so far, for its metrics line.

@@ -4,6 +4,7 @@
 
 pub mod batches;
 mod dataset;
+pub mod diagnose;
 pub mod idx;
 pub mod labelled;
 pub mod mnist;

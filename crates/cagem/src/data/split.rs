@@ -1,6 +1,7 @@
-//! Holding out part of the training set as the test set (`--valid-fraction`), for data that
-//! comes without one. The split is drawn with the run's seed, so every command on the run sees
-//! the same held-out examples.
+//! Holding out part of the training set (`--valid-fraction`): as the test set for data that
+//! comes without one, or as a validation split beside the data's own test set. The split is
+//! drawn with the run's seed, so every command on the run sees the same held-out examples (the
+//! same ones in both cases).
 
 use cagem_kernels::rng::HostRng;
 
@@ -22,17 +23,55 @@ pub fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<Dataset> {
             data.n_test()
         )));
     }
-    let n = data.n_train();
+    let held = held_rows(data.n_train(), fraction, seed)?;
+    Ok(moved_to_test(data, &held, seed))
+}
+
+/// Which of `n` training rows ⌈fraction·n⌉ are held out, drawn with `seed`.
+fn held_rows(n: usize, fraction: f64, seed: u64) -> Result<Vec<bool>> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Error::config(format!("--valid-fraction {fraction} must lie strictly between 0 and 1")));
+    }
     let n_valid = ((fraction * n as f64).ceil() as usize).min(n);
     if n_valid == 0 || n_valid == n {
         return Err(Error::config(format!(
-            "--valid-fraction {fraction} of {n} examples leaves no training or no test example"
+            "--valid-fraction {fraction} of {n} examples leaves no training or no held-out example"
         )));
     }
     let mut order: Vec<usize> = (0..n).collect();
     HostRng::new(seed, VALID_STREAM).shuffle(&mut order);
     let mut held = vec![false; n];
     order[..n_valid].iter().for_each(|&i| held[i] = true);
+    Ok(held)
+}
+
+/// A validation split beside the data's own test set: `data` without the held-out training rows
+/// (its test set untouched), and the held-out rows as the test rows of a set with no training
+/// rows. The rows are those `hold_out` would choose.
+pub fn split_valid(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+    let held = held_rows(data.n_train(), fraction, seed)?;
+    let moved =
+        moved_to_test(&Dataset { test_images: Vec::new(), test_labels: Vec::new(), ..data.clone() }, &held, seed);
+    let n_valid = moved.n_test();
+    let train = Dataset {
+        test_images: data.test_images.clone(),
+        test_labels: data.test_labels.clone(),
+        test_values: data.test_values.clone(),
+        provenance: format!(
+            "{} ({n_valid} of {} training examples held out for validation, seed {seed})",
+            data.provenance,
+            data.n_train()
+        ),
+        ..moved.clone()
+    };
+    let valid = moved.truncated(0, n_valid);
+    Ok((train, valid))
+}
+
+/// `data` (without a test set) with the `held` training rows moved, in order, to the test set.
+fn moved_to_test(data: &Dataset, held: &[bool], seed: u64) -> Dataset {
+    let n = data.n_train();
+    let n_valid = held.iter().filter(|&&h| h).count();
     let d = data.dim();
     let mut out = Dataset {
         train_images: Vec::new(),
@@ -59,5 +98,5 @@ pub fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<Dataset> {
             _ => images.extend_from_slice(&data.train_images[i * d..(i + 1) * d]),
         }
     }
-    Ok(out)
+    out
 }

@@ -46,6 +46,8 @@ pub(crate) struct Nets {
     /// The standardisation statistics (mean, std), 1 × x_dim each, when the model has them.
     pub(crate) input_stats: Option<(ParamId, ParamId)>,
     pub(crate) likelihood: Likelihood,
+    /// The floor on a Gaussian p(x|y,z1)'s σ (`ModelConfig::min_std`).
+    pub(crate) min_std: Option<f64>,
     /// x enters q(z2|·) (the paper's skip connection); false with the deviation no-skip-x-z2.
     pub(crate) skip_x_to_z2: bool,
 }
@@ -220,7 +222,10 @@ impl Nets {
         match (self.likelihood, &self.p_x_logvar) {
             (Likelihood::Gaussian, Some(lv_head)) => {
                 let lv = lv_head.forward(f, h);
-                f.g.diag_gaussian_logpdf(x, out, lv)
+                match self.min_std {
+                    Some(s) => super::sigma_floor::floored_gaussian_logpdf(f.g, x, out, lv, s),
+                    None => f.g.diag_gaussian_logpdf(x, out, lv),
+                }
             }
             _ => f.g.bernoulli_loglik(out, x),
         }
@@ -272,6 +277,7 @@ impl<T: Real> Cagem<T> {
             p_x_logvar: None,
             input_stats: None,
             likelihood: cfg.likelihood,
+            min_std: cfg.min_std.filter(|_| gaussian),
             skip_x_to_z2: cfg.skip_x_to_z2,
         };
         // Created after every other parameter, so a Bernoulli model's initial weights and

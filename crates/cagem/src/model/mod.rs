@@ -4,6 +4,7 @@ pub mod cagem;
 pub mod generate;
 pub mod noise;
 pub mod objective;
+pub mod sigma_floor;
 
 pub use cagem::{Cagem, ElboTerms, IwChunk, IwEstimator, LabelledElboTerms, LogPySums};
 pub use generate::{ClusterChoice, Generated, RoutingView};

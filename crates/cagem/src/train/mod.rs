@@ -1,6 +1,7 @@
 //! Training: one step (unlabelled batch + labelled batch, Adam), epochs with the learning-rate
 //! schedule and KL warm-up, per-epoch metrics and checkpoints, and exact resumption.
 
+pub mod best;
 pub mod lock;
 pub mod metrics;
 pub mod run;

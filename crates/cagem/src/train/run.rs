@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use cagem_autodiff::{Adam, Device, Real};
+use cagem_autodiff::{Adam, Device, Real, Tensor};
 use cagem_kernels::rng::HostRng;
 
+use super::best::{self, BEST_FILE};
 use super::lock::RunLock;
 use super::metrics::MetricsLog;
 use super::step::{StepScalars, train_step};
@@ -67,7 +68,16 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
+/// The validation split of a run whose data also has a test set: the periodic evaluation, the
+/// best checkpoint and early stopping use it, never the test set.
+pub struct ValidSet<T: Real> {
+    pub x: Tensor<T>,
+    pub labels: Vec<u32>,
+}
+
 pub struct Run<T: Real> {
+    /// Where the periodic evaluation runs instead of the test set (set by the caller).
+    pub valid: Option<ValidSet<T>>,
     pub dir: PathBuf,
     /// Held for the run's whole life: no second trainer may use the folder meanwhile.
     pub lock: RunLock,
@@ -142,6 +152,7 @@ pub fn open_run<T: Real>(
         }
         (cfg2.epochs, cfg2.lr, cfg2.max_skips, cfg2.precision) = (cfg.epochs, cfg.lr, cfg.max_skips, cfg.precision);
         (cfg2.eval_every, cfg2.eval_k, cfg2.eval_n) = (cfg.eval_every, cfg.eval_k, cfg.eval_n);
+        cfg2.patience = cfg.patience;
         if cfg2.data_checksums.is_none() {
             cfg2.data_checksums = cfg.data_checksums.clone(); // a run from before they were recorded
         }
@@ -179,7 +190,16 @@ pub fn open_run<T: Real>(
         write_atomic(&dir.join(CONFIG_FILE), checkpoint::config_json(model_cfg, &cfg2, &state.history).as_bytes())?;
         let mut model = model;
         model.set_precision(cfg2.precision);
-        return Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam, cfg: cfg2, state });
+        return Ok(Run {
+            valid: None,
+            dir: dir.to_path_buf(),
+            lock,
+            stop: Arc::default(),
+            model,
+            adam,
+            cfg: cfg2,
+            state,
+        });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the run folder", e))?;
     let lock = RunLock::acquire(dir)?;
@@ -219,13 +239,23 @@ pub fn open_run<T: Real>(
         device: None,
         threads: None,
         pending_eval: false,
+        best: None,
     };
     let mut model = Cagem::new(model_cfg.clone(), cfg.seed, device);
     if model_cfg.standardize {
         model.set_standardizer(&Standardizer::fit(&data.train_features::<f32>(), data.dim()));
     }
     model.set_precision(cfg.precision);
-    Ok(Run { dir: dir.to_path_buf(), lock, stop: Arc::default(), model, adam: Adam::new(), cfg: cfg.clone(), state })
+    Ok(Run {
+        valid: None,
+        dir: dir.to_path_buf(),
+        lock,
+        stop: Arc::default(),
+        model,
+        adam: Adam::new(),
+        cfg: cfg.clone(),
+        state,
+    })
 }
 
 /// Checks a saved training state against the data it will index (a damaged or edited checkpoint
@@ -266,7 +296,7 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
             cfg.labels
         )));
     }
-    if cfg.labels > 0 && data.n_classes == 0 {
+    if cfg.labels > 0 && !data.train_labels.iter().any(|&l| l != crate::data::UNLABELLED) {
         return Err(Error::config(format!(
             "--labels {}: {} has no labels (use --labels 0)",
             cfg.labels, data.provenance
@@ -319,6 +349,12 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
     if cfg.eval_every == Some(0) || cfg.eval_k == 0 || cfg.eval_n == 0 {
         return Err(Error::config("--eval-every, --eval-k and --eval-n must be at least 1"));
     }
+    if cfg.patience.is_some() && (cfg.valid_fraction.is_none() || cfg.eval_every.is_none()) {
+        return Err(Error::config(
+            "--patience stops on the validation split: it needs --valid-fraction F (and periodic evaluation, \
+             --eval-every E); early stopping never looks at the test set",
+        ));
+    }
     Ok(())
 }
 
@@ -331,7 +367,8 @@ pub const MAX_SKIPPED_SHARE: f64 = 0.5;
 /// `max_skips` only decides when to give up, not what is computed.
 /// The periodic evaluation and the arithmetic of the products do not change the objective either
 /// (bf16 is a rounding of the same products).
-const MAY_CHANGE: [&str; 7] = ["epochs", "lr", "max_skips", "eval_every", "eval_k", "eval_n", "precision"];
+/// Early stopping's patience only decides when to stop.
+const MAY_CHANGE: [&str; 8] = ["epochs", "lr", "max_skips", "eval_every", "eval_k", "eval_n", "precision", "patience"];
 
 /// Human-readable differences between a saved and a requested configuration (`MAY_CHANGE` aside).
 pub fn differences(m0: &ModelConfig, m1: &ModelConfig, t0: &TrainConfig, t1: &TrainConfig) -> Vec<String> {
@@ -373,7 +410,7 @@ impl<T: Real> Run<T> {
             let mut record = self.state.last_record.clone().unwrap_or_else(|| serde_json::json!({}));
             self.finish_epoch_record(&mut record, data, dev_data, obs, &metrics)?;
         }
-        while self.state.epochs_done < cfg.epochs {
+        while self.state.epochs_done < cfg.epochs && !self.stopped_early() {
             let epoch = self.state.epochs_done;
             let lr = cfg.lr_at(epoch);
             obs.epoch_start(epoch + 1, cfg.epochs, steps);
@@ -489,6 +526,18 @@ impl<T: Real> Run<T> {
                 return Err(self.interrupted());
             }
             self.state.pending_eval = false;
+            if self.cfg.valid_fraction.is_some() {
+                let prefix = self.eval_prefix();
+                if best::update(&mut self.state.best, self.state.epochs_done, record, prefix) {
+                    self.state.last_record = Some(record.clone());
+                    self.save_as(BEST_FILE)?;
+                }
+                if let Some(b) = &self.state.best {
+                    record["best_epoch"] = b.epoch.into();
+                    record["best_by"] = format!("{prefix}{}", b.by).into();
+                    record["best_value"] = b.value.into();
+                }
+            }
             self.state.last_record = Some(record.clone());
             self.save()?;
         }
@@ -507,12 +556,16 @@ impl<T: Real> Run<T> {
         dev_data: &DeviceData<T>,
         obs: &mut dyn Observer,
     ) -> bool {
-        if dev_data.n_test == 0 {
+        let (all_x, all_labels) = match &self.valid {
+            Some(v) => (&v.x, &v.labels),
+            None => (&dev_data.test, &data.test_labels),
+        };
+        if all_labels.is_empty() {
             return true;
         }
-        let rows = crate::eval::spread_over_classes(&data.test_labels, self.cfg.eval_n.max(1));
-        let x = crate::eval::select_rows(&dev_data.test, &rows);
-        let labels: Vec<u32> = rows.iter().map(|&r| data.test_labels[r]).collect();
+        let rows = crate::eval::spread_over_classes(all_labels, self.cfg.eval_n.max(1));
+        let x = crate::eval::select_rows(all_x, &rows);
+        let labels: Vec<u32> = rows.iter().map(|&r| all_labels[r]).collect();
         let opts = crate::eval::EvalOptions {
             k: self.cfg.eval_k.max(1),
             clusters_are_classes: self.cfg.labels > 0,
@@ -523,37 +576,53 @@ impl<T: Real> Run<T> {
             crate::eval::evaluate_rows_until(&mut self.model, &x, &labels, &opts, &mut |d, t| obs.evaluating(d, t));
         let Some(r) = evaluated else { return false };
         let fields = serde_json::json!({
-            "test_k": r.iw_k,
-            "test_n": r.n_test,
-            "test_log_likelihood": r.log_likelihood,
-            "test_elbo": r.elbo,
-            "test_error_p": r.error_p,
-            "test_error_q": r.error_q,
-            "test_kl_z2": r.kl_z2,
-            "test_active_units_z1": r.active_units_z1,
-            "test_active_units_z2": r.active_units_z2,
-            "test_routing": r.clusters.routing,
-            "test_routing_sampled": r.clusters.routing_sampled,
-            "test_routing_q_weighted": r.clusters.routing_q_weighted,
-            "test_routing_by_cluster": r.clusters.routing_by_cluster,
-            "test_z2_separation": r.clusters.z2_separation,
-            "test_z2_separation_by_q": r.clusters.z2_separation_by_q,
-            "test_clusters_used": r.clusters.clusters_used,
-            "test_clusters_perplexity": r.clusters.clusters_perplexity,
-            "test_seconds": r.seconds,
+            "k": r.iw_k,
+            "n": r.n_test,
+            "log_likelihood": r.log_likelihood,
+            "elbo": r.elbo,
+            "error_p": r.error_p,
+            "error_q": r.error_q,
+            "kl_z2": r.kl_z2,
+            "active_units_z1": r.active_units_z1,
+            "active_units_z2": r.active_units_z2,
+            "routing": r.clusters.routing,
+            "routing_sampled": r.clusters.routing_sampled,
+            "routing_q_weighted": r.clusters.routing_q_weighted,
+            "routing_by_cluster": r.clusters.routing_by_cluster,
+            "z2_separation": r.clusters.z2_separation,
+            "z2_separation_by_q": r.clusters.z2_separation_by_q,
+            "clusters_used": r.clusters.clusters_used,
+            "clusters_perplexity": r.clusters.clusters_perplexity,
+            "seconds": r.seconds,
         });
+        let prefix = self.eval_prefix();
         for (k, v) in fields.as_object().expect("object") {
-            record[k] = v.clone();
+            record[format!("{prefix}{k}")] = v.clone();
         }
         true
     }
 
+    /// The keys of the periodic evaluation in metrics.jsonl: valid_* on a validation split beside
+    /// the test set, test_* on the test set (which is the held-out split for data without one).
+    pub fn eval_prefix(&self) -> &'static str {
+        if self.valid.is_some() { "valid_" } else { "test_" }
+    }
+
+    /// Whether early stopping ended the run: `patience` evaluations without a better one.
+    pub fn stopped_early(&self) -> bool {
+        matches!((self.cfg.patience, &self.state.best), (Some(p), Some(b)) if b.evals_since >= p)
+    }
+
     /// Writes the checkpoint of the current state.
     fn save(&mut self) -> Result<()> {
+        self.save_as(checkpoint::CHECKPOINT_FILE)
+    }
+
+    fn save_as(&mut self, file: &str) -> Result<()> {
         self.state.adam_t = self.adam.t;
         self.state.device = Some(self.model.device().name());
         self.state.threads = Some(rayon::current_num_threads());
-        checkpoint::save(&self.dir, &self.model, &self.adam, &self.cfg, &self.state)
+        checkpoint::save_as(&self.dir, file, &self.model, &self.adam, &self.cfg, &self.state)
     }
 
     fn interrupted(&self) -> Error {

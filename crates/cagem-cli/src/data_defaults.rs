@@ -1,0 +1,129 @@
+//! The defaults of a fresh run that follow the data instead of the paper's MNIST: for NumPy
+//! data the number of clusters (the classes of the labels), the labelled count, the model's size
+//! and schedule (`cagem::sizing`); for any data the batch (at most the training set) and the σ
+//! floor of a Gaussian likelihood (`cagem::data::diagnose`). An option given on the command line
+//! always wins. The paper's data sets keep the paper's configuration.
+
+use cagem::data::diagnose::{self, Findings};
+use cagem::data::{Dataset, Standardizer, UNLABELLED};
+use cagem::sizing::{schedule_for, size_for};
+use cagem::{Likelihood, ModelConfig, TrainConfig};
+
+use crate::args::TrainArgs;
+
+/// What was chosen and why: notes (printed unless --quiet) and warnings (always printed).
+#[derive(Default)]
+pub struct Chosen {
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Adjusts a fresh run's configuration to `data` where the options were not given.
+pub fn apply(a: &TrainArgs, data: &Dataset, m: &mut ModelConfig, t: &mut TrainConfig) -> Chosen {
+    let mut out = Chosen::default();
+    let npy = t.dataset == "npy";
+    let given = |id: &str| a.was_given(id);
+    let has_train_labels = data.train_labels.iter().any(|&l| l != UNLABELLED);
+    if npy && !given("clusters") && data.n_classes > 0 {
+        m.clusters = data.n_classes;
+        let from = if has_train_labels { "train_y.npy" } else { "test_y.npy (clusters named by majority class)" };
+        out.notes.push(format!("K = {} clusters, the classes of {from} (--clusters overrides)", m.clusters));
+    }
+    if t.labels > 0 && m.clusters > data.n_classes && data.n_classes > 0 {
+        let extra = if m.clusters - data.n_classes == 1 {
+            format!("cluster {}", data.n_classes)
+        } else {
+            format!("clusters {}…{}", data.n_classes, m.clusters - 1)
+        };
+        out.notes.push(format!(
+            "K = {} for {} classes: {extra} get no labels (learned without them; cluster k < {} is class k)",
+            m.clusters, data.n_classes, data.n_classes
+        ));
+    }
+    if npy && !given("labels") && has_train_labels && !data.partial_labels {
+        // A fully labelled set: the default 100 labels, rounded down to spread evenly.
+        let c = data.n_classes.max(1);
+        let smallest = (0..c as u32).map(|k| data.train_labels.iter().filter(|&&l| l == k).count()).min().unwrap_or(0);
+        let labels = (t.labels / c).min(smallest) * c;
+        if labels != t.labels {
+            out.notes.push(format!(
+                "--labels {labels}: {} per class of the {c} classes (the default 100 does not spread evenly; --labels \
+                 overrides)",
+                labels / c
+            ));
+            t.labels = labels;
+        }
+    }
+    let n = data.n_train();
+    if npy {
+        let s = size_for(n, data.dim());
+        let mut chosen = Vec::new();
+        macro_rules! size {
+            ($($id:literal: $dst:expr => $val:expr),* $(,)?) => {
+                $(if !given($id) { $dst = $val; chosen.push($id); })*
+            };
+        }
+        size! {
+            "z1": m.z1 => s.z1,
+            "z2": m.z2 => s.z2,
+            "q_hidden": m.q_hidden => s.q_hidden,
+            "p_hidden": m.p_hidden => s.p_hidden,
+            "batch": t.batch => s.batch,
+            "epochs": t.epochs => s.epochs,
+        }
+        let (warmup, decay_every) = schedule_for(t.epochs);
+        if !given("warmup") {
+            t.warmup = warmup;
+            chosen.push("warmup");
+        }
+        t.lr_decay_every = decay_every;
+        if !chosen.is_empty() {
+            out.notes.push(format!(
+                "model sized for {n} examples × {} features: z1 {}, z2 {}, q-hidden {},{}, p-hidden {},{}, batch {}, \
+                 {} epochs (KL warm-up {}, learning rate × 0.75 every {}); --z1/--z2/--q-hidden/--p-hidden/--batch/\
+                 --epochs/--warmup override (docs/own-data.md)",
+                data.dim(),
+                m.z1,
+                m.z2,
+                m.q_hidden[0],
+                m.q_hidden[1],
+                m.p_hidden[0],
+                m.p_hidden[1],
+                t.batch,
+                t.epochs,
+                t.warmup,
+                t.lr_decay_every
+            ));
+        }
+    }
+    if t.valid_fraction.is_some() && !given("eval_every") {
+        // The best checkpoint and early stopping need evaluations: about fifty over the run.
+        t.eval_every = Some((t.epochs / 50).max(1));
+        out.notes.push(format!(
+            "validation evaluation every {} epoch(s) (--eval-every overrides)",
+            t.eval_every.unwrap_or(1)
+        ));
+    }
+    if t.batch > n && n >= 2 {
+        out.notes.push(format!("--batch {} is more than the {n} training examples: batches of {n}", t.batch));
+        t.batch = n;
+    }
+    let gaussian = m.likelihood == Likelihood::Gaussian;
+    if npy || gaussian {
+        let st = (m.standardize && gaussian).then(|| Standardizer::fit(&data.train_features::<f32>(), data.dim()));
+        let found: Findings = diagnose::examine(data, st.as_ref(), gaussian);
+        out.warnings.extend(found.warnings(gaussian, if npy { "train_x.npy" } else { "the training set" }));
+        if gaussian {
+            m.min_std = Some(a.min_std.unwrap_or(found.min_std));
+            if a.min_std.is_none() {
+                let units = if m.standardize { "standardised units" } else { "the data's units" };
+                out.notes.push(format!(
+                    "σ of p(x|y,z1) floored at {:.4} ({units}: max(0.01 × the median feature's σ, the median \
+                     feature's smallest gap between values / √12)); --min-std overrides",
+                    found.min_std
+                ));
+            }
+        }
+    }
+    out
+}
