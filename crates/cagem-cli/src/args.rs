@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use cagem::deviation::Deviation;
+use cagem::recipe::Recipe;
 
 use crate::ranges;
 use clap::builder::PossibleValuesParser;
@@ -210,6 +211,11 @@ pub struct TrainArgs {
     /// branch; not a bound on log p(x) (the logged ELBO and the IW bound stay the true ones).
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub log_py_weight: Option<f64>,
+    /// A named RECIPE of deviations measured to work (saved with the run; options given beside it
+    /// win). chosen-branch = --log-py-weight 3: at reduced scale p(y|x) within 2 points of q(y|x)
+    /// with two seeds, for 0.2–0.3 nats (docs/runs/clusters). Off by default: the paper's text.
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Recipe::ALL.map(Recipe::name)))]
+    pub recipe: Option<String>,
     /// Dimension of z1. --dataset npy: ⌈D/4⌉ within 2..64 for D features.
     #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = ranges::latent)]
     pub z1: usize,

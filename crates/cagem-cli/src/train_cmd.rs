@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::data::{Dataset, DeviceData};
 use cagem::deviation::Deviation;
+use cagem::recipe::Recipe;
 use cagem::train::open_run;
 use cagem::train::run::ValidSet;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
@@ -100,7 +101,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .collect();
     if !deviations.is_empty() {
         // Shown also with --quiet, as a warning: the run is not the paper's model.
-        eprintln!("DEVIATIONS from the paper: {}", deviations.join(", "));
+        let recipe = c.recipe.map(|r| format!(" (recipe {})", r.name())).unwrap_or_default();
+        eprintln!("DEVIATIONS from the paper{recipe}: {}", deviations.join(", "));
     }
     if a.resume {
         say!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
@@ -204,6 +206,10 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         list.dedup();
         m.skip_x_to_z2 = !list.contains(&Deviation::NoSkipXZ2);
         t.deviations = list.into_iter().filter(|d| !d.is_architectural()).collect();
+    }
+    // After the options: a recipe fills in only the deviations they leave off.
+    if let Some(r) = a.recipe.as_deref().and_then(Recipe::parse) {
+        r.apply(&mut t);
     }
     (m, t)
 }

@@ -301,6 +301,38 @@ fn deviations_are_named_saved_and_kept_on_resume() {
     fails_with(&["train", "--deviation", "better-results"], &["better-results"]);
 }
 
+#[test]
+fn a_recipe_fills_in_its_deviations_is_saved_and_kept_and_yields_to_explicit_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "data");
+    let d = data.to_str().unwrap();
+    let (named, mixed) = (tmp.path().join("named"), tmp.path().join("mixed"));
+    let (n, m) = (named.to_str().unwrap(), mixed.to_str().unwrap());
+    let o = cagem(&train_args(d, n, &["--n-train", "60", "--recipe", "chosen-branch"]));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).1.contains("DEVIATIONS from the paper (recipe chosen-branch): log-py-weight 3"), "{:?}", text(&o));
+    let cfg = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+    };
+    assert_eq!(cfg(&named)["train"]["recipe"], "chosen-branch");
+    assert_eq!(cfg(&named)["train"]["log_py_weight"], 3.0);
+    let o = cagem(&train_args(d, m, &["--n-train", "60", "--recipe", "chosen-branch", "--log-py-weight", "5"]));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(cfg(&mixed)["train"]["log_py_weight"], 5.0, "the explicit option lost to the recipe");
+    // A resume keeps the recipe without being told, and refuses one that would change the run.
+    let o = cagem(&["train", "--out", n, "--resume", "--epochs", "2"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).1.contains("recipe chosen-branch"), "the resume forgot the recipe: {:?}", text(&o));
+    assert_eq!(cfg(&named)["train"]["recipe"], "chosen-branch");
+    let plain = tmp.path().join("plain");
+    assert!(cagem(&train_args(d, plain.to_str().unwrap(), &["--n-train", "60"])).status.success());
+    fails_with(
+        &["train", "--out", plain.to_str().unwrap(), "--resume", "--epochs", "2", "--recipe", "chosen-branch"],
+        &["different configuration", "recipe"],
+    );
+    fails_with(&["train", "--recipe", "better-results"], &["better-results"]);
+}
+
 fn spawn_cagem(args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_cagem"))
         .args(args)

@@ -5,6 +5,7 @@ use cagem_kernels::gemm::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::deviation::{Deviation, ObjectiveDeviations};
+use crate::recipe::Recipe;
 
 /// The architecture (docs/design.md §1). Defaults are the paper's MNIST model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,6 +191,9 @@ pub struct TrainConfig {
     /// Deviation `--log-py-weight W` (see `ObjectiveDeviations::log_py_weight`; None: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_py_weight: Option<f64>,
+    /// The named recipe the deviations came from (`--recipe`; None: none asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
     /// Consecutive skipped steps (non-finite loss or gradient) after which training stops.
     #[serde(default = "default_max_skips")]
     pub max_skips: usize,
@@ -264,6 +268,7 @@ impl Default for TrainConfig {
             routing_floor: None,
             free_bits_y: None,
             log_py_weight: None,
+            recipe: None,
             max_skips: default_max_skips(),
             valid_fraction: None,
             precision: Precision::F32,

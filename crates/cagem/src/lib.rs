@@ -27,6 +27,7 @@ pub mod eval;
 pub mod model;
 pub mod nn;
 pub mod precision;
+pub mod recipe;
 pub mod sizing;
 pub mod timing;
 pub mod train;
