@@ -209,7 +209,7 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
     }
     // After the options: a recipe fills in only the deviations they leave off.
     if let Some(r) = a.recipe.as_deref().and_then(Recipe::parse) {
-        r.apply(&mut t);
+        t.apply_recipe(r);
     }
     (m, t)
 }

@@ -305,6 +305,15 @@ impl TrainConfig {
 }
 
 impl TrainConfig {
+    /// Fills in the deviations of `recipe` that this configuration leaves off (options given on
+    /// the command line win), and records the recipe.
+    pub fn apply_recipe(&mut self, recipe: Recipe) {
+        if self.log_py_weight.is_none() {
+            self.log_py_weight = recipe.log_py_weight();
+        }
+        self.recipe = Some(recipe);
+    }
+
     /// The objective's switches for this run: its named deviations and its numeric ones.
     pub fn objective_deviations(&self) -> ObjectiveDeviations {
         ObjectiveDeviations {
@@ -319,6 +328,16 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recipe_fills_in_what_the_options_leave_off() {
+        let mut cfg = TrainConfig::default();
+        cfg.apply_recipe(Recipe::ChosenBranch);
+        assert_eq!((cfg.log_py_weight, cfg.recipe), (Some(3.0), Some(Recipe::ChosenBranch)));
+        let mut cfg = TrainConfig { log_py_weight: Some(5.0), ..TrainConfig::default() };
+        cfg.apply_recipe(Recipe::ChosenBranch);
+        assert_eq!(cfg.log_py_weight, Some(5.0), "an option given on the command line wins");
+    }
 
     #[test]
     fn precision_is_saved_by_name_and_old_runs_are_f32() {

@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::TrainConfig;
-
 /// A recipe of deviations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Recipe {
@@ -38,14 +36,12 @@ impl Recipe {
         }
     }
 
-    /// Fills in its deviations where `cfg` leaves them off, and records itself.
-    pub fn apply(self, cfg: &mut TrainConfig) {
+    /// Its `--log-py-weight` (None: the recipe leaves it off). `TrainConfig::apply_recipe` fills
+    /// it in.
+    pub fn log_py_weight(self) -> Option<f64> {
         match self {
-            Recipe::ChosenBranch => {
-                cfg.log_py_weight.get_or_insert(3.0);
-            }
+            Recipe::ChosenBranch => Some(3.0),
         }
-        cfg.recipe = Some(self);
     }
 }
 
@@ -54,16 +50,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_explicit_options_win() {
+    fn names_round_trip() {
         for r in Recipe::ALL {
             assert_eq!(Recipe::parse(r.name()), Some(r));
             assert_eq!(serde_json::to_value(r).unwrap(), r.name());
         }
-        let mut cfg = TrainConfig::default();
-        Recipe::ChosenBranch.apply(&mut cfg);
-        assert_eq!((cfg.log_py_weight, cfg.recipe), (Some(3.0), Some(Recipe::ChosenBranch)));
-        let mut cfg = TrainConfig { log_py_weight: Some(5.0), ..TrainConfig::default() };
-        Recipe::ChosenBranch.apply(&mut cfg);
-        assert_eq!(cfg.log_py_weight, Some(5.0), "an option given on the command line wins");
     }
 }
