@@ -483,8 +483,10 @@ pub struct OutputCommon {
 pub struct PredictArgs {
     #[command(flatten)]
     pub common: OutputCommon,
-    /// Samples of z1 (and of z2 per cluster) averaged in p(y|x) and q(y|x).
-    #[arg(long, default_value_t = 1, value_name = "S", allow_negative_numbers = true, value_parser = ranges::samples)]
+    /// Samples of z1 (and of z2 per cluster) averaged in p(y|x) and q(y|x). p(y|x) needs many:
+    /// on the digits of docs/own-data.md its error was 56.7, 38.9, 33.1, 31.4, 30.0 and 30.6 % with
+    /// 1, 10, 30, 100, 300 and 1000 samples, so 100 by default (q(y|x): 17.5 % with 1, 15.3 % with 100).
+    #[arg(long, default_value_t = 100, value_name = "S", allow_negative_numbers = true, value_parser = ranges::samples)]
     pub samples: usize,
 }
 
