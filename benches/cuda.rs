@@ -19,7 +19,7 @@ fn main() {
 
 #[cfg(feature = "cuda")]
 mod gpu {
-    use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats};
+    use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnOutput, BnStats};
     use cagem_kernels::gemm::{GemmShape, Trans, gemm};
     use cagem_kernels::logsumexp::{self, Axis};
     use cagem_kernels::rng::{RngStream, fill_normal, fill_uniform};
@@ -85,7 +85,17 @@ mod gpu {
                     (Buffer::uninit(dev, rows * cols), Buffer::uninit(dev, cols), Buffer::uninit(dev, cols));
                 let aff = || BnAffine { gamma: &gamma, beta: &beta, eps: 1e-5, relu: true };
                 let ms = time_ms(dev, || {
-                    batchnorm::forward_train(rows, cols, &x, aff(), &mut y, &mut mean, &mut rstd, None)
+                    batchnorm::forward_train(
+                        rows,
+                        cols,
+                        &x,
+                        None,
+                        aff(),
+                        BnOutput::F32(&mut y),
+                        &mut mean,
+                        &mut rstd,
+                        None,
+                    )
                 });
                 row(&format!("batchnorm+relu forward {rows}x{cols}"), 2.0 * e * F, ms);
                 let (mut dx, mut dg, mut db) =
@@ -96,6 +106,7 @@ mod gpu {
                         cols,
                         &g,
                         &x,
+                        None,
                         aff(),
                         BnStats::Batch { mean: &mean, rstd: &rstd },
                         BnGrads {
@@ -103,6 +114,7 @@ mod gpu {
                             dgamma: Some(GradOut::new(&mut dg, false)),
                             dbeta: Some(GradOut::new(&mut db, false)),
                         },
+                        None,
                     )
                 });
                 row(&format!("batchnorm+relu backward {rows}x{cols}"), 3.0 * e * F, ms);

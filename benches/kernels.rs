@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats};
+use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnOutput, BnStats};
 use cagem_kernels::bf16::Bf16Buf;
 use cagem_kernels::gemm::{GemmShape, Trans, gemm, gemm_bf16};
 use cagem_kernels::logsumexp::{self, Axis};
@@ -169,7 +169,17 @@ fn bench_batchnorm(c: &mut Criterion) {
             g.throughput(Throughput::Bytes(2 * n as u64 * F));
             g.bench_with_input(BenchmarkId::new(format!("forward train x{cols}"), rows), &rows, |bch, _| {
                 bch.iter(|| {
-                    batchnorm::forward_train(rows, cols, black_box(&x), affine(), &mut y, &mut mean, &mut rstd, None)
+                    batchnorm::forward_train(
+                        rows,
+                        cols,
+                        black_box(&x),
+                        None,
+                        affine(),
+                        BnOutput::F32(&mut y),
+                        &mut mean,
+                        &mut rstd,
+                        None,
+                    )
                 })
             });
             // The same, also writing y rounded to bf16 (what --precision bf16 runs): +2 bytes each.
@@ -178,7 +188,17 @@ fn bench_batchnorm(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(format!("forward train +bf16 x{cols}"), rows), &rows, |bch, _| {
                 bch.iter(|| {
                     let (xb, a) = (black_box(&x), affine());
-                    batchnorm::forward_train_bf16(rows, cols, xb, a, &mut y, Some(&mut y16), &mut mean, &mut rstd, None)
+                    batchnorm::forward_train(
+                        rows,
+                        cols,
+                        xb,
+                        None,
+                        a,
+                        BnOutput::WithBf16(&mut y, &mut y16),
+                        &mut mean,
+                        &mut rstd,
+                        None,
+                    )
                 })
             });
             g.throughput(Throughput::Bytes(3 * n as u64 * F));
@@ -189,6 +209,7 @@ fn bench_batchnorm(c: &mut Criterion) {
                         cols,
                         black_box(&gy),
                         &x,
+                        None,
                         affine(),
                         BnStats::Batch { mean: &mean, rstd: &rstd },
                         BnGrads {
@@ -196,6 +217,7 @@ fn bench_batchnorm(c: &mut Criterion) {
                             dgamma: Some(GradOut::new(&mut dgam, false)),
                             dbeta: Some(GradOut::new(&mut dbet, false)),
                         },
+                        None,
                     )
                 })
             });

@@ -136,7 +136,7 @@ fn bf16_rounding_is_to_nearest_even() {
 /// Batch norm's fused bf16 outputs (forward y, backward dx) are exactly the rounded f32 outputs.
 #[test]
 fn batchnorm_writes_its_outputs_rounded_too() {
-    use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats};
+    use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnOutput, BnStats};
     use cagem_kernels::{Buffer, Device, GradOut};
     let mut rnd = Gen::new();
     let (rows, cols) = (301, 67);
@@ -149,26 +149,28 @@ fn batchnorm_writes_its_outputs_rounded_too() {
         let (mut y, mut mean, mut rstd) =
             (Buffer::uninit(&dev, rows * cols), Buffer::uninit(&dev, cols), Buffer::uninit(&dev, cols));
         let mut y16 = Bf16Buf::uninit(rows * cols);
-        batchnorm::forward_train_bf16(rows, cols, &x, affine(), &mut y, Some(&mut y16), &mut mean, &mut rstd, None);
+        let out = BnOutput::WithBf16(&mut y, &mut y16);
+        batchnorm::forward_train(rows, cols, &x, None, affine(), out, &mut mean, &mut rstd, None);
         let want: Vec<u16> = y.host().iter().map(|&v| bf16::from_f32(v)).collect();
         assert_eq!(&y16[..], &want[..], "forward, relu {relu}");
         let (mut ye, mut ye16) = (Buffer::uninit(&dev, rows * cols), Bf16Buf::uninit(rows * cols));
         let var = Buffer::from_slice(&dev, &vec![0.7f32; cols]);
-        batchnorm::forward_eval_bf16(rows, cols, &x, affine(), &mean, &var, &mut ye, Some(&mut ye16));
+        batchnorm::forward_eval(rows, cols, &x, affine(), &mean, &var, BnOutput::WithBf16(&mut ye, &mut ye16));
         let want: Vec<u16> = ye.host().iter().map(|&v| bf16::from_f32(v)).collect();
         assert_eq!(&ye16[..], &want[..], "forward with running statistics, relu {relu}");
         let mut dx = Buffer::uninit(&dev, rows * cols);
         let mut dx16 = Bf16Buf::uninit(rows * cols);
         let stats = BnStats::Batch { mean: &mean, rstd: &rstd };
         let grads = BnGrads { dx: Some(GradOut::new(&mut dx, false)), dgamma: None, dbeta: None };
-        batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats, grads, Some(&mut dx16));
+        batchnorm::backward(rows, cols, &g, &x, None, affine(), stats, grads, Some(&mut dx16));
         let want: Vec<u16> = dx.host().iter().map(|&v| bf16::from_f32(v)).collect();
         assert_eq!(&dx16[..], &want[..], "backward, relu {relu}");
 
         // The bf16-only variants write the same bf16 values, and the same statistics and dγ, dβ.
         let mut only16 = Bf16Buf::uninit(rows * cols);
         let (mut mean2, mut rstd2) = (Buffer::uninit(&dev, cols), Buffer::uninit(&dev, cols));
-        batchnorm::forward_train_bf16_only(rows, cols, &x, None, affine(), &mut only16, &mut mean2, &mut rstd2, None);
+        let out = BnOutput::Bf16Only(&mut only16);
+        batchnorm::forward_train(rows, cols, &x, None, affine(), out, &mut mean2, &mut rstd2, None);
         assert_eq!(&only16[..], &y16[..], "bf16-only forward, relu {relu}");
         assert_eq!((mean2.host(), rstd2.host()), (mean.host(), rstd.host()), "bf16-only forward statistics");
         let col = || Buffer::<f32>::uninit(&dev, cols);
@@ -176,18 +178,18 @@ fn batchnorm_writes_its_outputs_rounded_too() {
         let stats = || BnStats::Batch { mean: &mean, rstd: &rstd };
         let grads =
             BnGrads { dx: None, dgamma: Some(GradOut::new(&mut dg, false)), dbeta: Some(GradOut::new(&mut db, false)) };
-        batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats(), grads, Some(&mut only16));
+        batchnorm::backward(rows, cols, &g, &x, None, affine(), stats(), grads, Some(&mut only16));
         assert_eq!(&only16[..], &dx16[..], "bf16-only dx, relu {relu}");
         let grads = BnGrads {
             dx: Some(GradOut::new(&mut dx, false)),
             dgamma: Some(GradOut::new(&mut dg2, false)),
             dbeta: Some(GradOut::new(&mut db2, false)),
         };
-        batchnorm::backward(rows, cols, &g, &x, affine(), stats(), grads);
+        batchnorm::backward(rows, cols, &g, &x, None, affine(), stats(), grads, None);
         assert_eq!((dg.host(), db.host()), (dg2.host(), db2.host()), "dγ and dβ beside a bf16-only dx");
         // Without dγ and dβ asked for, the bf16-only dx still gets its batch sums.
         let grads = BnGrads { dx: None, dgamma: None, dbeta: None };
-        batchnorm::backward_bf16(rows, cols, &g, &x, affine(), stats(), grads, Some(&mut only16));
+        batchnorm::backward(rows, cols, &g, &x, None, affine(), stats(), grads, Some(&mut only16));
         assert_eq!(&only16[..], &dx16[..], "bf16-only dx alone, relu {relu}");
     }
 }

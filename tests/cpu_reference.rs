@@ -4,7 +4,7 @@
 
 mod common;
 
-use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats, RunningStats};
+use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnOutput, BnStats, RunningStats};
 use cagem_kernels::gemm::{GemmShape, Trans, gemm};
 use cagem_kernels::logsumexp::{self, Axis};
 use cagem_kernels::rng::{RngStream, normal_at, uniform_at};
@@ -119,14 +119,13 @@ fn batchnorm_training_forward_backward_and_running_update() {
             let (mut y, mut mean, mut rstd) =
                 (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
             let (mut rm, mut rv) = (buf::<f64>(&rm0), buf::<f64>(&rv0));
-            batchnorm::forward_train_weighted(
+            batchnorm::forward_train(
                 rows,
                 cols,
                 &buf(&x),
                 wb.as_ref(),
                 BnAffine { gamma: &gb, beta: &bb, eps, relu },
-                &mut y,
-                None,
+                BnOutput::F32(&mut y),
                 &mut mean,
                 &mut rstd,
                 Some(RunningStats { mean: &mut rm, var: &mut rv, momentum: 0.1 }),
@@ -159,7 +158,7 @@ fn batchnorm_training_forward_backward_and_running_update() {
             }
             let prior = rnd.normal(rows * cols, 1.0);
             let (mut bdx, mut bdg, mut bdb) = (buf::<f64>(&prior), poisoned::<f64>(cols), poisoned::<f64>(cols));
-            batchnorm::backward_weighted(
+            batchnorm::backward(
                 rows,
                 cols,
                 &buf(&g),
@@ -199,7 +198,7 @@ fn batchnorm_weights_of_one_are_exactly_unweighted_and_counts_repeat_rows() {
             let (mut rm, mut rv) = (buf::<f32>(&vec![0.5; cols]), buf::<f32>(&vec![2.0; cols]));
             let aff = || BnAffine { gamma: &gamma, beta: &beta, eps, relu: true };
             let running = Some(RunningStats { mean: &mut rm, var: &mut rv, momentum: 0.1 });
-            batchnorm::forward_train_weighted(rows, cols, &x, w, aff(), &mut y, None, &mut mean, &mut rstd, running);
+            batchnorm::forward_train(rows, cols, &x, w, aff(), BnOutput::F32(&mut y), &mut mean, &mut rstd, running);
             let (mut dx, mut dg, mut db) = (poisoned::<f32>(rows * cols), poisoned::<f32>(cols), poisoned::<f32>(cols));
             let grads = BnGrads {
                 dx: Some(out(&mut dx, false)),
@@ -207,7 +206,7 @@ fn batchnorm_weights_of_one_are_exactly_unweighted_and_counts_repeat_rows() {
                 dbeta: Some(out(&mut db, false)),
             };
             let stats = BnStats::Batch { mean: &mean, rstd: &rstd };
-            batchnorm::backward_weighted(rows, cols, &g, &x, w, aff(), stats, grads, None);
+            batchnorm::backward(rows, cols, &g, &x, w, aff(), stats, grads, None);
             [y, mean, rstd, rm, rv, dx, dg, db].map(|b| b.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
         };
         let (plain, weighted) = (run(None), run(Some(&ones)));
@@ -232,14 +231,13 @@ fn batchnorm_weights_of_one_are_exactly_unweighted_and_counts_repeat_rows() {
                 (poisoned::<f64>(rows * cols), poisoned::<f64>(cols), poisoned::<f64>(cols));
             let wb = w.map(buf::<f64>);
             let aff = BnAffine { gamma: &gb, beta: &bb, eps, relu: false };
-            batchnorm::forward_train_weighted(
+            batchnorm::forward_train(
                 rows,
                 cols,
                 &buf(x),
                 wb.as_ref(),
                 aff,
-                &mut y,
-                None,
+                BnOutput::F32(&mut y),
                 &mut mean,
                 &mut rstd,
                 None,
@@ -283,7 +281,7 @@ fn batchnorm_inference_mode_uses_running_statistics() {
             BnAffine { gamma: &gb, beta: &bb, eps, relu: true },
             &rmb,
             &rvb,
-            &mut y,
+            BnOutput::F32(&mut y),
         );
         assert_close("bn eval y", &vals(&y), &want_y, 1e-10, 1e-10, rnd.seed);
 
@@ -302,9 +300,11 @@ fn batchnorm_inference_mode_uses_running_statistics() {
             cols,
             &buf(&g),
             &buf(&x),
+            None,
             BnAffine { gamma: &gb, beta: &bb, eps, relu: true },
             BnStats::Running { mean: &rmb, var: &rvb },
             BnGrads { dx: Some(out(&mut dx, false)), dgamma: None, dbeta: None },
+            None,
         );
         assert_close("bn eval dx", &vals(&dx), &want_dx, 1e-10, 1e-10, rnd.seed);
     }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnStats, RunningStats};
+use cagem_kernels::batchnorm::{self, BnAffine, BnGrads, BnOutput, BnStats, RunningStats};
 use cagem_kernels::gemm::{GemmShape, Trans, gemm};
 use cagem_kernels::logsumexp::{self, Axis};
 use cagem_kernels::rng::RngStream;
@@ -127,14 +127,13 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen, weighted: bool) {
                 } else {
                     (&x.gpu, &mut y.gpu, &mut mean.gpu, &mut rstd.gpu, &mut rm.gpu, &mut rv.gpu)
                 };
-                batchnorm::forward_train_weighted(
+                batchnorm::forward_train(
                     rows,
                     cols,
                     xd,
                     weights.as_ref().map(|w| on(w, dev)),
                     aff,
-                    yd,
-                    None,
+                    BnOutput::F32(yd),
                     md,
                     sd,
                     Some(RunningStats { mean: rmd, var: rvd, momentum: 0.1 }),
@@ -175,7 +174,7 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen, weighted: bool) {
                         dbeta: Some(GradOut::new(dbd, false)),
                     };
                     let w = weights.as_ref().map(|w| on(w, dev));
-                    batchnorm::backward_weighted(rows, cols, on(&g, dev), on(&x, dev), w, aff, stats, grads, None);
+                    batchnorm::backward(rows, cols, on(&g, dev), on(&x, dev), w, aff, stats, grads, None);
                 }
                 let what = match (running, weighted) {
                     (true, _) => "bn backward (running)",
@@ -194,7 +193,7 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen, weighted: bool) {
                 BnAffine { gamma: &gamma.cpu, beta: &beta.cpu, eps: 1e-5, relu },
                 &rm.cpu,
                 &rv.cpu,
-                &mut ye.cpu,
+                BnOutput::F32(&mut ye.cpu),
             );
             batchnorm::forward_eval(
                 rows,
@@ -203,7 +202,7 @@ fn batchnorm_case<T: Real>(gpu: &Device, r: &mut Gen, weighted: bool) {
                 BnAffine { gamma: &gamma.gpu, beta: &beta.gpu, eps: 1e-5, relu },
                 &rm.gpu,
                 &rv.gpu,
-                &mut ye.gpu,
+                BnOutput::F32(&mut ye.gpu),
             );
             check("bn forward eval", &ye, tol::<T>(), r.seed);
         }

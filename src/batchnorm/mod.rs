@@ -11,7 +11,7 @@
 //! Backward (running statistics): dx = g'·γ·rstd_run, dγ and dβ as above with x̂ from the
 //! running statistics.
 //!
-//! Weighted statistics (the `_weighted` entry points; an ablation of issue 13): row r counts
+//! Weighted statistics (the `weights` argument; an ablation of issue 13): row r counts
 //! w_r times, with Σᵣ w_r = R (weights of mean 1, the caller's normalisation), so
 //!   μ = Σᵣ w_r x_r / R,  σ² = Σᵣ w_r (x_r − μ)² / R,  dx = γ·rstd·(g' − w_r·dβ/R − w_r·x̂·dγ/R)
 //! (dβ, dγ unweighted: every row is normalised and contributes to the output). The weights are
@@ -20,57 +20,35 @@
 
 use crate::buffer::{Buffer, GradOut};
 use crate::real::Real;
-pub use types::{BnAffine, BnGrads, BnStats, RunningStats};
+pub use types::{BnAffine, BnGrads, BnOutput, BnStats, RunningStats};
 
-/// Training-mode forward: writes `y`, the batch `mean` and `rstd` (for backward), and updates
-/// `running` if given.
+/// Training-mode forward: writes `out`, the batch `mean` and `rstd` (for backward), and updates
+/// `running` if given. With `weights` (rows long, non-negative, summing to `rows`; see the
+/// module's notes) the batch statistics are weighted per row; None: unweighted.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_train<T: Real>(
-    rows: usize,
-    cols: usize,
-    x: &Buffer<T>,
-    affine: BnAffine<Buffer<T>>,
-    y: &mut Buffer<T>,
-    mean: &mut Buffer<T>,
-    rstd: &mut Buffer<T>,
-    running: Option<RunningStats<Buffer<T>>>,
-) {
-    forward_train_bf16(rows, cols, x, affine, y, None, mean, rstd, running)
-}
-
-/// As [`forward_train`], also writing `y` rounded to bf16 into `y_bf16` (CPU only) in the same
-/// pass, for the bf16 matrix product that reads it next.
-pub fn forward_train_bf16<T: Real>(
-    rows: usize,
-    cols: usize,
-    x: &Buffer<T>,
-    affine: BnAffine<Buffer<T>>,
-    y: &mut Buffer<T>,
-    y_bf16: Option<&mut [u16]>,
-    mean: &mut Buffer<T>,
-    rstd: &mut Buffer<T>,
-    running: Option<RunningStats<Buffer<T>>>,
-) {
-    forward_train_weighted(rows, cols, x, None, affine, y, y_bf16, mean, rstd, running)
-}
-
-/// As [`forward_train_bf16`], with the batch statistics weighted per row by `weights` (rows
-/// long, non-negative, summing to `rows`; see the module's notes). None: unweighted.
-pub fn forward_train_weighted<T: Real>(
     rows: usize,
     cols: usize,
     x: &Buffer<T>,
     weights: Option<&Buffer<T>>,
     affine: BnAffine<Buffer<T>>,
-    y: &mut Buffer<T>,
-    y_bf16: Option<&mut [u16]>,
+    out: BnOutput<'_, T>,
     mean: &mut Buffer<T>,
     rstd: &mut Buffer<T>,
     running: Option<RunningStats<Buffer<T>>>,
 ) {
     check_train(rows, cols, x, weights, &affine, mean, rstd, &running);
-    if let Some(h) = &y_bf16 {
-        assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
-    }
+    let (y, y_bf16) = match out {
+        BnOutput::Bf16Only(h) => {
+            assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
+            return host_forward_train(rows, cols, x, weights, affine, cpu::Output::Bf16Only(h), mean, rstd, running);
+        }
+        BnOutput::F32(y) => (y, None),
+        BnOutput::WithBf16(y, h) => {
+            assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
+            (y, Some(h))
+        }
+    };
     assert_eq!(y.len(), rows * cols, "batchnorm: output shape");
     match y {
         Buffer::Host(y) => host_forward_train(
@@ -100,24 +78,6 @@ pub fn forward_train_weighted<T: Real>(
             )
         }
     }
-}
-
-/// As [`forward_train_weighted`], writing y only rounded to bf16 (CPU, f32 only): for an output
-/// that only bf16 matrix products read, its f32 copy would be memory traffic nobody uses.
-pub fn forward_train_bf16_only<T: Real>(
-    rows: usize,
-    cols: usize,
-    x: &Buffer<T>,
-    weights: Option<&Buffer<T>>,
-    affine: BnAffine<Buffer<T>>,
-    y_bf16: &mut [u16],
-    mean: &mut Buffer<T>,
-    rstd: &mut Buffer<T>,
-    running: Option<RunningStats<Buffer<T>>>,
-) {
-    check_train(rows, cols, x, weights, &affine, mean, rstd, &running);
-    assert_eq!(y_bf16.len(), rows * cols, "batchnorm: bf16 output shape");
-    host_forward_train(rows, cols, x, weights, affine, cpu::Output::Bf16Only(y_bf16), mean, rstd, running)
 }
 
 /// The checks a training-mode forward makes whatever it writes.
@@ -166,7 +126,8 @@ fn host_forward_train<T: Real>(
     )
 }
 
-/// Inference-mode forward with running statistics.
+/// Inference-mode forward with running statistics, into `out` (f32, or f32 with its bf16 copy;
+/// not bf16 alone).
 pub fn forward_eval<T: Real>(
     rows: usize,
     cols: usize,
@@ -174,22 +135,13 @@ pub fn forward_eval<T: Real>(
     affine: BnAffine<Buffer<T>>,
     running_mean: &Buffer<T>,
     running_var: &Buffer<T>,
-    y: &mut Buffer<T>,
+    out: BnOutput<'_, T>,
 ) {
-    forward_eval_bf16(rows, cols, x, affine, running_mean, running_var, y, None)
-}
-
-/// As [`forward_eval`], also writing `y` rounded to bf16 into `y_bf16` (CPU only) in the same pass.
-pub fn forward_eval_bf16<T: Real>(
-    rows: usize,
-    cols: usize,
-    x: &Buffer<T>,
-    affine: BnAffine<Buffer<T>>,
-    running_mean: &Buffer<T>,
-    running_var: &Buffer<T>,
-    y: &mut Buffer<T>,
-    y_bf16: Option<&mut [u16]>,
-) {
+    let (y, y_bf16) = match out {
+        BnOutput::F32(y) => (y, None),
+        BnOutput::WithBf16(y, h) => (y, Some(h)),
+        BnOutput::Bf16Only(_) => panic!("batchnorm: an inference-mode forward writes f32"),
+    };
     check(rows, cols, x.len(), &affine);
     if let Some(h) = &y_bf16 {
         assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
@@ -213,39 +165,13 @@ pub fn forward_eval_bf16<T: Real>(
     }
 }
 
-/// Backward of either mode.
+/// Backward of either mode. `weights`: those of a forward pass whose batch statistics were
+/// weighted (ignored with running statistics, which no row weight enters). `dx_bf16` (CPU only;
+/// dx must then be overwritten, not accumulated): dx also rounded to bf16 in the same pass, the
+/// gradient the dense layer below reads next; with no `grads.dx`, dx only rounded to bf16 (for a
+/// gradient that only bf16 matrix products read).
+#[allow(clippy::too_many_arguments)]
 pub fn backward<T: Real>(
-    rows: usize,
-    cols: usize,
-    g: &Buffer<T>,
-    x: &Buffer<T>,
-    affine: BnAffine<Buffer<T>>,
-    stats: BnStats<Buffer<T>>,
-    grads: BnGrads<Buffer<T>>,
-) {
-    backward_bf16(rows, cols, g, x, affine, stats, grads, None)
-}
-
-/// As [`backward`], also writing dx rounded to bf16 into `dx_bf16` in the same pass (CPU only;
-/// dx must then be overwritten, not accumulated): the gradient the dense layer below reads next.
-pub fn backward_bf16<T: Real>(
-    rows: usize,
-    cols: usize,
-    g: &Buffer<T>,
-    x: &Buffer<T>,
-    affine: BnAffine<Buffer<T>>,
-    stats: BnStats<Buffer<T>>,
-    grads: BnGrads<Buffer<T>>,
-    dx_bf16: Option<&mut [u16]>,
-) {
-    backward_weighted(rows, cols, g, x, None, affine, stats, grads, dx_bf16)
-}
-
-/// As [`backward_bf16`], for a forward pass whose batch statistics were weighted by `weights`
-/// (the same weights; ignored with running statistics, which no row weight enters). With
-/// `dx_bf16` and no `grads.dx`, dx is written only rounded to bf16 (for a gradient that only
-/// bf16 matrix products read).
-pub fn backward_weighted<T: Real>(
     rows: usize,
     cols: usize,
     g: &Buffer<T>,

@@ -1,7 +1,8 @@
 //! The arguments every batch-norm entry point shares, in their own file so that the dispatcher
 //! (mod.rs), the CPU reference and the CUDA launchers all import them without importing each other.
 
-use crate::buffer::GradOut;
+use crate::buffer::{Buffer, GradOut};
+use crate::real::Real;
 
 /// The per-column affine part and options shared by all batch-norm kernels.
 pub struct BnAffine<'a, B: ?Sized> {
@@ -30,4 +31,13 @@ pub struct BnGrads<'a, B: ?Sized> {
     pub dx: Option<GradOut<'a, B>>,
     pub dgamma: Option<GradOut<'a, B>>,
     pub dbeta: Option<GradOut<'a, B>>,
+}
+
+/// Where a forward pass writes y: f32 only; f32 and its bf16 rounding in the same pass (CPU, for
+/// the bf16 matrix product that reads it next); or only the bf16 rounding (CPU, f32 only: for an
+/// output that only bf16 matrix products read, its f32 copy would be memory traffic nobody uses).
+pub enum BnOutput<'a, T: Real> {
+    F32(&'a mut Buffer<T>),
+    WithBf16(&'a mut Buffer<T>, &'a mut [u16]),
+    Bf16Only(&'a mut [u16]),
 }

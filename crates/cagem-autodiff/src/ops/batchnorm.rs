@@ -2,10 +2,7 @@
 //! statistics and may update running averages; inference mode uses the running averages.
 
 use cagem_kernels::Real;
-use cagem_kernels::batchnorm::{
-    BnAffine, BnGrads, BnStats, RunningStats, backward_weighted, forward_eval_bf16, forward_train_bf16_only,
-    forward_train_weighted,
-};
+use cagem_kernels::batchnorm::{self as bn, BnAffine, BnGrads, BnOutput, BnStats, RunningStats};
 use cagem_kernels::bf16::Bf16Buf;
 
 use crate::graph::{Backward, BackwardCx, Graph, Var};
@@ -43,12 +40,12 @@ impl<T: Real> Graph<T> {
                     // its products read it: write it only rounded.
                     let mut y16 = Bf16Buf::uninit(rows * cols);
                     let (m, r) = (mean.buf_mut(), rstd.buf_mut());
-                    forward_train_bf16_only(rows, cols, xv, wv, affine, &mut y16, m, r, running);
+                    bn::forward_train(rows, cols, xv, wv, affine, BnOutput::Bf16Only(&mut y16), m, r, running);
                     Tensor::from_bf16_only(rows, cols, y16)
                 } else {
                     let mut y = self.alloc(rows, cols);
                     let (m, r) = (mean.buf_mut(), rstd.buf_mut());
-                    forward_train_weighted(rows, cols, xv, wv, affine, y.buf_mut(), None, m, r, running);
+                    bn::forward_train(rows, cols, xv, wv, affine, BnOutput::F32(y.buf_mut()), m, r, running);
                     y
                 };
                 (y, Saved::Batch { mean, rstd, weights: weights.cloned() })
@@ -58,7 +55,11 @@ impl<T: Real> Graph<T> {
                 let mut y = self.alloc(rows, cols);
                 let mut y16 = bf16.then(|| Bf16Buf::uninit(rows * cols));
                 let (xv, mv, vv) = (self.value(x).buf(), mean.buf(), var.buf());
-                forward_eval_bf16(rows, cols, xv, affine, mv, vv, y.buf_mut(), y16.as_deref_mut());
+                let out = match y16.as_deref_mut() {
+                    Some(h) => BnOutput::WithBf16(y.buf_mut(), h),
+                    None => BnOutput::F32(y.buf_mut()),
+                };
+                bn::forward_eval(rows, cols, xv, affine, mv, vv, out);
                 let y = match y16 {
                     Some(h) => y.with_bf16(h),
                     None => y,
@@ -109,7 +110,7 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
             Some(s) if self.bf16 && s.overwrites() => Some(Bf16Buf::uninit(rows * cols)),
             _ => None,
         };
-        backward_weighted(
+        bn::backward(
             rows,
             cols,
             g.buf(),
