@@ -6,6 +6,7 @@
 //! that decides whether a step may happen at all: Σ g² over every gradient (global norm, and
 //! non-finite iff some element is NaN or ±∞).
 
+use crate::bf16::Bf16Buf;
 use crate::buffer::Buffer;
 use crate::real::Real;
 
@@ -47,8 +48,9 @@ pub fn step_bf16<T: Real>(
     grad: &Buffer<T>,
     m: &mut Buffer<T>,
     v: &mut Buffer<T>,
-    p_bf16: Option<&mut [u16]>,
+    p_bf16: Option<&mut Bf16Buf>,
 ) {
+    let p_bf16 = p_bf16.map(|h| &mut h[..]);
     let n = param.len();
     assert!(grad.len() == n && m.len() == n && v.len() == n, "adam: length mismatch");
     assert!(p_bf16.as_ref().is_none_or(|h| h.len() == n && T::NAME == "f32"), "adam: bf16 copy of {n} {}", T::NAME);

@@ -10,6 +10,7 @@
 //!   column sums, e.g. a bias gradient)
 //! - `row_sums`:   out[r] = Σ_c x[r, c];  `tile_cols` is its adjoint: out[r, c] (=|+=) g[r]
 
+use crate::bf16::Bf16Buf;
 use crate::buffer::{Buffer, GradOut};
 use crate::real::Real;
 
@@ -45,7 +46,7 @@ pub fn fold_rows<T: Real>(cols: usize, g: &Buffer<T>, out: GradOut<Buffer<T>>) {
 }
 
 /// As [`fold_rows`] from a gradient that exists only rounded to bf16 (CPU only; sums in T).
-pub fn fold_rows_bf16<T: Real>(cols: usize, g: &[u16], out: GradOut<Buffer<T>>) {
+pub fn fold_rows_bf16<T: Real>(cols: usize, g: &Bf16Buf, out: GradOut<Buffer<T>>) {
     check_period(cols, out.buf.len(), g.len(), "fold_rows");
     cpu::fold_rows_of(cols, g, crate::bf16::widen::<T>, out.host())
 }

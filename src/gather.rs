@@ -6,6 +6,7 @@
 //! - `pick`:             out[r] = x[r, idx[r]]                  (log p(y = k | ·) of row r)
 //! - `pick_backward`:    dx[r, c] (=|+=) g[r]·[c = idx[r]]
 
+use crate::bf16::Bf16Buf;
 use crate::buffer::{Buffer, GradOut, Indices};
 use crate::real::Real;
 
@@ -34,7 +35,7 @@ pub fn scatter_add_rows<T: Real>(cols: usize, g: &Buffer<T>, idx: &Indices, dtab
 }
 
 /// As [`scatter_add_rows`] from a gradient that exists only rounded to bf16 (CPU only; sums in T).
-pub fn scatter_add_rows_bf16<T: Real>(cols: usize, g: &[u16], idx: &Indices, dtable: GradOut<Buffer<T>>) {
+pub fn scatter_add_rows_bf16<T: Real>(cols: usize, g: &Bf16Buf, idx: &Indices, dtable: GradOut<Buffer<T>>) {
     assert_eq!(g.len(), idx.len() * cols, "scatter_add_rows: gradient shape");
     cpu::scatter_add_rows_of(cols, g, crate::bf16::widen::<T>, idx.host(), dtable.host())
 }

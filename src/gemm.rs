@@ -4,6 +4,7 @@
 //! Every matrix is row-major and contiguous as stored; `Trans::T` reads the stored matrix
 //! transposed. The model needs NN (forward: X·W), NT (dX = dY·Wᵀ) and TN (dW = Xᵀ·dY).
 
+use crate::bf16::Bf16Buf;
 use crate::buffer::Buffer;
 pub use crate::gemm_shape::{GemmShape, Trans};
 use crate::real::Real;
@@ -42,7 +43,8 @@ impl Precision {
 
 /// C (=|+=) op(A)·op(B) with bf16 inputs and f32 accumulation and output (oneDNN's matmul).
 /// Panics if oneDNN is unavailable: callers check [`Precision::bf16_available`] up front.
-pub fn gemm_bf16(s: GemmShape, a: &[u16], b: &[u16], c: &mut [f32], accumulate: bool) {
+pub fn gemm_bf16(s: GemmShape, a: &Bf16Buf, b: &Bf16Buf, c: &mut [f32], accumulate: bool) {
+    let (a, b): (&[u16], &[u16]) = (a, b);
     assert_eq!(a.len(), s.m * s.k, "gemm_bf16: A has {} elements, expected {}×{}", a.len(), s.m, s.k);
     assert_eq!(b.len(), s.k * s.n, "gemm_bf16: B has {} elements, expected {}×{}", b.len(), s.k, s.n);
     assert_eq!(c.len(), s.m * s.n, "gemm_bf16: C has {} elements, expected {}×{}", c.len(), s.m, s.n);

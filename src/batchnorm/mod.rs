@@ -18,6 +18,7 @@
 //! constants: no gradient flows to them. Running averages take the unbiased weighted variance,
 //! σ²/(1 − Σᵣ w_r²/R²). All weights 1 gives exactly the unweighted results.
 
+use crate::bf16::Bf16Buf;
 use crate::buffer::{Buffer, GradOut};
 use crate::real::Real;
 pub use types::{BnAffine, BnGrads, BnOutput, BnStats, RunningStats};
@@ -41,12 +42,22 @@ pub fn forward_train<T: Real>(
     let (y, y_bf16) = match out {
         BnOutput::Bf16Only(h) => {
             assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
-            return host_forward_train(rows, cols, x, weights, affine, cpu::Output::Bf16Only(h), mean, rstd, running);
+            return host_forward_train(
+                rows,
+                cols,
+                x,
+                weights,
+                affine,
+                cpu::Output::Bf16Only(&mut h[..]),
+                mean,
+                rstd,
+                running,
+            );
         }
         BnOutput::F32(y) => (y, None),
         BnOutput::WithBf16(y, h) => {
             assert_eq!(h.len(), rows * cols, "batchnorm: bf16 output shape");
-            (y, Some(h))
+            (y, Some(&mut h[..]))
         }
     };
     assert_eq!(y.len(), rows * cols, "batchnorm: output shape");
@@ -139,7 +150,7 @@ pub fn forward_eval<T: Real>(
 ) {
     let (y, y_bf16) = match out {
         BnOutput::F32(y) => (y, None),
-        BnOutput::WithBf16(y, h) => (y, Some(h)),
+        BnOutput::WithBf16(y, h) => (y, Some(&mut h[..])),
         BnOutput::Bf16Only(_) => panic!("batchnorm: an inference-mode forward writes f32"),
     };
     check(rows, cols, x.len(), &affine);
@@ -180,8 +191,9 @@ pub fn backward<T: Real>(
     affine: BnAffine<Buffer<T>>,
     stats: BnStats<Buffer<T>>,
     grads: BnGrads<Buffer<T>>,
-    dx_bf16: Option<&mut [u16]>,
+    dx_bf16: Option<&mut Bf16Buf>,
 ) {
+    let dx_bf16 = dx_bf16.map(|h| &mut h[..]);
     check(rows, cols, x.len(), &affine);
     check_weights(rows, weights);
     let weights = if matches!(stats, BnStats::Batch { .. }) { weights } else { None };

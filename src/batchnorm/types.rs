@@ -1,6 +1,7 @@
 //! The arguments every batch-norm entry point shares, in their own file so that the dispatcher
 //! (mod.rs), the CPU reference and the CUDA launchers all import them without importing each other.
 
+use crate::bf16::Bf16Buf;
 use crate::buffer::{Buffer, GradOut};
 use crate::real::Real;
 
@@ -38,6 +39,6 @@ pub struct BnGrads<'a, B: ?Sized> {
 /// output that only bf16 matrix products read, its f32 copy would be memory traffic nobody uses).
 pub enum BnOutput<'a, T: Real> {
     F32(&'a mut Buffer<T>),
-    WithBf16(&'a mut Buffer<T>, &'a mut [u16]),
-    Bf16Only(&'a mut [u16]),
+    WithBf16(&'a mut Buffer<T>, &'a mut Bf16Buf),
+    Bf16Only(&'a mut Bf16Buf),
 }

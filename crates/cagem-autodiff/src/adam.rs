@@ -84,7 +84,7 @@ impl<T: Real> Adam<T> {
             });
             let mut p16 = (bf16_weights && crate::ops::bf16::is_f32::<T>() && p.device().is_cpu())
                 .then(|| Bf16Buf::uninit(p.len()));
-            step_bf16(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut(), p16.as_deref_mut());
+            step_bf16(h, p.buf_mut(), g.buf(), m.buf_mut(), v.buf_mut(), p16.as_mut());
             if let Some(b) = p16 {
                 p.set_bf16(b); // after the update: buf_mut() drops any older copy
             }

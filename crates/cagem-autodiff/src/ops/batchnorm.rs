@@ -55,7 +55,7 @@ impl<T: Real> Graph<T> {
                 let mut y = self.alloc(rows, cols);
                 let mut y16 = bf16.then(|| Bf16Buf::uninit(rows * cols));
                 let (xv, mv, vv) = (self.value(x).buf(), mean.buf(), var.buf());
-                let out = match y16.as_deref_mut() {
+                let out = match y16.as_mut() {
                     Some(h) => BnOutput::WithBf16(y.buf_mut(), h),
                     None => BnOutput::F32(y.buf_mut()),
                 };
@@ -123,7 +123,7 @@ impl<T: Real> Backward<T> for BatchNormBackward<T> {
                 dgamma: sg.as_mut().map(|s| s.out()),
                 dbeta: sb.as_mut().map(|s| s.out()),
             },
-            dx16.as_deref_mut(),
+            dx16.as_mut(),
         );
         match (sx.as_mut(), dx16) {
             (Some(s), Some(h)) => s.attach_bf16(h),
