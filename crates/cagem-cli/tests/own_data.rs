@@ -378,3 +378,31 @@ fn a_validation_split_beside_the_test_set_chooses_the_best_checkpoint() {
         &["best.safetensors", "--valid-fraction"],
     );
 }
+
+/// `--patience N` stops a run N evaluations after its best validation figure, says so, and the
+/// metrics show where: the last evaluated epoch is the best one plus N evaluations.
+#[test]
+fn patience_stops_n_evaluations_after_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data, 80, true);
+    let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
+    let r = run.to_str().unwrap();
+    let mut args = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--standardize"];
+    args.extend(["--epochs", "60", "--eval-every", "1", "--eval-k", "3", "--valid-fraction", "0.25"]);
+    args.extend(["--patience", "2", "--out", r]);
+    args.extend(TINY);
+    let (out, _) = stderr_of(&args);
+    let recs = epoch_records(&run);
+    let last = recs.last().unwrap();
+    let (done, best) = (last["epoch"].as_u64().unwrap(), last["best_epoch"].as_u64().unwrap());
+    if done < 60 {
+        assert_eq!(done, best + 2, "stopped {done} epochs in, best at {best}: {last}");
+        assert!(out.contains("stopped early: 2 evaluations without a better validation figure"), "{out}");
+    } else {
+        // Improving at every one of the last evaluations is the only way to run to the end.
+        assert!(best + 2 > done, "ran to the end although the best was at {best}: {last}");
+    }
+    assert!(recs.len() as u64 == done, "one metrics line per epoch");
+}
