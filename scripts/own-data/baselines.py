@@ -11,6 +11,8 @@ for name in sys.argv[2:]:
     errs = {"logreg": [], "labelspreading": []}
     for seed in (0, 1, 2):
         d = f"{SETS}/{name}-s{seed}"
+        if not __import__("os").path.isdir(d):
+            continue  # mnist5k has seed 0 only
         xtr = np.load(f"{d}/train_x.npy").reshape(-1, np.prod(np.load(f"{d}/train_x.npy").shape[1:])).astype(float)
         xte = np.load(f"{d}/test_x.npy").reshape(len(np.load(f"{d}/test_x.npy")), -1).astype(float)
         ytr, yte = np.load(f"{d}/train_y.npy"), np.load(f"{d}/test_y.npy")
