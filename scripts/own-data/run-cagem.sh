@@ -12,6 +12,7 @@ for spec in "$@"; do
   name="${spec%%:*}" extra=""
   [ "$spec" != "$name" ] && extra="${spec#*:}"
   for seed in 0 1 2; do
+    [ -d "$sets/$name-s$seed" ] || continue   # mnist5k has seed 0 only
     run="$out/$name-s$seed"
     rm -rf "$run"
     start=$(date +%s.%N)
