@@ -3,7 +3,6 @@
 mod args;
 mod bench;
 mod bench_cmd;
-mod data_defaults;
 mod data_source;
 mod eval_cmd;
 mod outputs_cmd;

@@ -13,7 +13,6 @@ use cagem::train::run::ValidSet;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
 
 use crate::args::TrainArgs;
-use crate::data_defaults;
 use crate::data_source;
 use crate::progress::TrainProgress;
 
@@ -39,8 +38,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     (model_cfg.x_dim, model_cfg.height, model_cfg.width) = (data.dim(), data.height, data.width);
     let (labels, labels_note) = labels_for(&data, cfg.labels);
     cfg.labels = labels;
-    let chosen =
-        if saved.is_none() { data_defaults::apply(&a, &data, &mut model_cfg, &mut cfg) } else { Default::default() };
+    let chosen = if saved.is_none() {
+        cagem::defaults::apply(|id| a.was_given(id), &data, &mut model_cfg, &mut cfg)
+    } else {
+        Default::default()
+    };
     for w in &chosen.warnings {
         eprintln!("warning: {w}");
     }

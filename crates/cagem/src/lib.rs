@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod clusters;
 pub mod config;
 pub mod data;
+pub mod defaults;
 pub mod deviation;
 pub mod error;
 pub mod eval;

@@ -4,12 +4,10 @@
 //! floor of a Gaussian likelihood (`cagem::data::diagnose`). An option given on the command line
 //! always wins. The paper's data sets keep the paper's configuration.
 
-use cagem::data::diagnose::{self, Findings};
-use cagem::data::{Dataset, Standardizer, UNLABELLED};
-use cagem::sizing::{schedule_for, size_for};
-use cagem::{Likelihood, ModelConfig, TrainConfig};
-
-use crate::args::TrainArgs;
+use crate::config::{Likelihood, ModelConfig, TrainConfig};
+use crate::data::diagnose::{self, Findings};
+use crate::data::{Dataset, Standardizer, UNLABELLED};
+use crate::sizing::{schedule_for, size_for};
 
 /// What was chosen and why: notes (printed unless --quiet) and warnings (always printed).
 #[derive(Default)]
@@ -18,11 +16,12 @@ pub struct Chosen {
     pub warnings: Vec<String>,
 }
 
-/// Adjusts a fresh run's configuration to `data` where the options were not given.
-pub fn apply(a: &TrainArgs, data: &Dataset, m: &mut ModelConfig, t: &mut TrainConfig) -> Chosen {
+/// Adjusts a fresh run's configuration to `data` where the options were not given (`given(id)`:
+/// whether the user chose option `id`, named as in `TrainConfig`/`ModelConfig`). The command
+/// line and any other front end share it, so that their defaults agree.
+pub fn apply(given: impl Fn(&str) -> bool, data: &Dataset, m: &mut ModelConfig, t: &mut TrainConfig) -> Chosen {
     let mut out = Chosen::default();
     let npy = t.dataset == "npy";
-    let given = |id: &str| a.was_given(id);
     let has_train_labels = data.train_labels.iter().any(|&l| l != UNLABELLED);
     if npy && !given("clusters") && data.n_classes > 0 {
         m.clusters = data.n_classes;
@@ -113,16 +112,14 @@ pub fn apply(a: &TrainArgs, data: &Dataset, m: &mut ModelConfig, t: &mut TrainCo
         let st = (m.standardize && gaussian).then(|| Standardizer::fit(&data.train_features::<f32>(), data.dim()));
         let found: Findings = diagnose::examine(data, st.as_ref(), gaussian);
         out.warnings.extend(found.warnings(gaussian, if npy { "train_x.npy" } else { "the training set" }));
-        if gaussian {
-            m.min_std = Some(a.min_std.unwrap_or(found.min_std));
-            if a.min_std.is_none() {
-                let units = if m.standardize { "standardised units" } else { "the data's units" };
-                out.notes.push(format!(
-                    "σ of p(x|y,z1) floored at {:.4} ({units}: max(0.01 × the median feature's σ, the median \
-                     feature's smallest gap between values / √12)); --min-std overrides",
-                    found.min_std
-                ));
-            }
+        if gaussian && (!given("min_std") || m.min_std.is_none()) {
+            m.min_std = Some(found.min_std);
+            let units = if m.standardize { "standardised units" } else { "the data's units" };
+            out.notes.push(format!(
+                "σ of p(x|y,z1) floored at {:.4} ({units}: max(0.01 × the median feature's σ, the median \
+                 feature's smallest gap between values / √12)); --min-std overrides",
+                found.min_std
+            ));
         }
     }
     out
