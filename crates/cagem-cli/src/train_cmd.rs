@@ -231,7 +231,7 @@ fn labels_for(data: &Dataset, requested: usize) -> (usize, Option<String>) {
     if data.partial_labels {
         let n = data.labelled_indices().len();
         (n, Some(format!("the {n} labelled examples of train_y.npy (--labels does not apply)")))
-    } else if !data.train_labels.iter().any(|&l| l != cagem::data::UNLABELLED) {
+    } else if !data.has_train_labels() {
         // Test labels alone (test_y.npy) name clusters for the error rates; they train nothing.
         (0, (requested > 0).then(|| "no train_y.npy: training unsupervised (CaGeM-0)".to_string()))
     } else {

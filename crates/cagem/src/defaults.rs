@@ -6,7 +6,7 @@
 
 use crate::config::{Likelihood, ModelConfig, TrainConfig};
 use crate::data::diagnose::{self, Findings};
-use crate::data::{Dataset, Standardizer, UNLABELLED};
+use crate::data::{Dataset, Standardizer};
 use crate::sizing::{schedule_for, size_for};
 
 /// What was chosen and why: notes (printed unless --quiet) and warnings (always printed).
@@ -22,7 +22,7 @@ pub struct Chosen {
 pub fn apply(given: impl Fn(&str) -> bool, data: &Dataset, m: &mut ModelConfig, t: &mut TrainConfig) -> Chosen {
     let mut out = Chosen::default();
     let npy = t.dataset == "npy";
-    let has_train_labels = data.train_labels.iter().any(|&l| l != UNLABELLED);
+    let has_train_labels = data.has_train_labels();
     if npy && !given("clusters") && data.n_classes > 0 {
         m.clusters = data.n_classes;
         let from = if has_train_labels { "train_y.npy" } else { "test_y.npy (clusters named by majority class)" };

@@ -53,6 +53,11 @@ impl Dataset {
         features(&self.test_images, self.test_values.as_deref())
     }
 
+    /// Whether any training example carries a label (test labels alone train nothing).
+    pub fn has_train_labels(&self) -> bool {
+        self.train_labels.iter().any(|&l| l != UNLABELLED)
+    }
+
     /// Indices of the training examples that carry a label.
     pub fn labelled_indices(&self) -> Vec<u32> {
         (0..self.n_train() as u32).filter(|&i| self.train_labels[i as usize] != UNLABELLED).collect()

@@ -13,9 +13,7 @@ pub const VALID_STREAM: u64 = 0x0056_414c_4944; // "VALID"
 
 /// `data` with ⌈fraction·N⌉ training examples moved, in their original order, to the test set.
 pub fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<Dataset> {
-    if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(Error::config(format!("--valid-fraction {fraction} must lie strictly between 0 and 1")));
-    }
+    check_fraction(fraction)?;
     if data.n_test() > 0 {
         return Err(Error::config(format!(
             "--valid-fraction holds out a test set, but {} already has {} test examples",
@@ -27,11 +25,15 @@ pub fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<Dataset> {
     Ok(moved_to_test(data, &held, seed))
 }
 
-/// Which of `n` training rows ⌈fraction·n⌉ are held out, drawn with `seed`.
-fn held_rows(n: usize, fraction: f64, seed: u64) -> Result<Vec<bool>> {
+fn check_fraction(fraction: f64) -> Result<()> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(Error::config(format!("--valid-fraction {fraction} must lie strictly between 0 and 1")));
     }
+    Ok(())
+}
+
+/// Which of `n` training rows ⌈fraction·n⌉ are held out, drawn with `seed` (the fraction checked).
+fn held_rows(n: usize, fraction: f64, seed: u64) -> Result<Vec<bool>> {
     let n_valid = ((fraction * n as f64).ceil() as usize).min(n);
     if n_valid == 0 || n_valid == n {
         return Err(Error::config(format!(
@@ -49,10 +51,12 @@ fn held_rows(n: usize, fraction: f64, seed: u64) -> Result<Vec<bool>> {
 /// (its test set untouched), and the held-out rows as the test rows of a set with no training
 /// rows. The rows are those `hold_out` would choose.
 pub fn split_valid(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+    check_fraction(fraction)?;
     let held = held_rows(data.n_train(), fraction, seed)?;
     let moved =
         moved_to_test(&Dataset { test_images: Vec::new(), test_labels: Vec::new(), ..data.clone() }, &held, seed);
     let n_valid = moved.n_test();
+    let valid = moved.truncated(0, n_valid);
     let train = Dataset {
         test_images: data.test_images.clone(),
         test_labels: data.test_labels.clone(),
@@ -62,9 +66,8 @@ pub fn split_valid(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset,
             data.provenance,
             data.n_train()
         ),
-        ..moved.clone()
+        ..moved
     };
-    let valid = moved.truncated(0, n_valid);
     Ok((train, valid))
 }
 

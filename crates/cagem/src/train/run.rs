@@ -296,7 +296,7 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
             cfg.labels
         )));
     }
-    if cfg.labels > 0 && !data.train_labels.iter().any(|&l| l != crate::data::UNLABELLED) {
+    if cfg.labels > 0 && !data.has_train_labels() {
         return Err(Error::config(format!(
             "--labels {}: {} has no labels (use --labels 0)",
             cfg.labels, data.provenance
