@@ -5,25 +5,21 @@
 
 Each run folder's metrics.jsonl holds test_* keys on the epochs `train --eval-every` evaluated;
 the first folder is the baseline the Δ column compares with (same epoch)."""
-import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_records import config, deviation_flags, epoch_records  # noqa: E402
+
 
 def tested(run):
-    rows = {}
-    for line in Path(run, "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if "test_log_likelihood" in r:
-            rows[r["epoch"]] = r
-    return rows
+    return {r["epoch"]: r for r in epoch_records(run) if "test_log_likelihood" in r}
 
 
 def options(run):
-    cfg = json.loads(Path(run, "config.json").read_text())
-    t, m = cfg["train"], cfg["model"]
-    dev = list(t.get("deviations", [])) + ([] if m.get("skip_x_to_z2", True) else ["no-skip-x-z2"])
-    extra = [f"--deviation {d}" for d in dev]
+    cfg = config(run)
+    t = cfg["train"]
+    extra = deviation_flags(cfg)
     if t["warmup"] != 5:
         extra.append(f"--warmup {t['warmup']:g}")
     if t["beta"] != 0.1:

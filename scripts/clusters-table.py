@@ -8,26 +8,18 @@ q(y|x), IW-k and its difference from the first run (the baseline) at the same ep
 (posterior means / sampled), z2 class separation, clusters used, and the cost of a step (median
 epoch seconds over the steps of an epoch, one thread; runs shared the 2-core machine, so compare
 costs only between runs that trained side by side)."""
-import json
 import statistics
 import sys
 from pathlib import Path
 
-
-def rows(run):
-    out = []
-    for line in Path(run, "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if "epoch" in r and "event" not in r:
-            out.append(r)
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_records import config, deviation_flags, epoch_records as rows  # noqa: E402
 
 
 def options(run):
-    cfg = json.loads(Path(run, "config.json").read_text())
-    t, m = cfg["train"], cfg["model"]
-    dev = list(t.get("deviations", [])) + ([] if m.get("skip_x_to_z2", True) else ["no-skip-x-z2"])
-    extra = [f"--deviation {d}" for d in dev]
+    cfg = config(run)
+    t = cfg["train"]
+    extra = deviation_flags(cfg)
     for key in ["clip_norm", "clip_value", "routing_floor", "free_bits_y", "log_py_weight"]:
         if t.get(key) is not None:
             extra.append(f"--{key.replace('_', '-')} {t[key]:g}")
