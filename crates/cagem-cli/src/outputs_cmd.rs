@@ -129,7 +129,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
 
 /// Which classifier `pred` follows: q(y|x), the one trained on the labels directly, unless the
 /// run's latest evaluation of a validation split (--valid-fraction) found p(y|x) better.
-fn classifier_choice(run: &std::path::Path, meta: &CheckpointMeta) -> (bool, String) {
+pub fn classifier_choice(run: &std::path::Path, meta: &CheckpointMeta) -> (bool, String) {
     let q = (false, "q(y|x) (trained on the labels directly; `pred_p` holds p(y|x)'s)".to_string());
     if meta.train.valid_fraction.is_none() {
         return q;

@@ -8,6 +8,7 @@ use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::data::{Dataset, DeviceData};
 use cagem::deviation::Deviation;
 use cagem::recipe::Recipe;
+use cagem::train::Observer;
 use cagem::train::open_run;
 use cagem::train::run::ValidSet;
 use cagem::{Likelihood, ModelConfig, Result, TrainConfig};
@@ -16,7 +17,49 @@ use crate::args::TrainArgs;
 use crate::data_source;
 use crate::progress::TrainProgress;
 
+/// Where `train` reports: the terminal (`run`), or another front end (the Python package).
+pub trait TrainUi {
+    /// A line about what the run does (never called with --quiet).
+    fn note(&mut self, line: &str);
+    /// A warning, or the line naming the run's deviations from the paper (also with --quiet).
+    fn warn(&mut self, line: &str);
+    /// A line of the final summary.
+    fn result(&mut self, line: &str);
+    /// What follows the epochs.
+    fn observer(&mut self) -> &mut dyn Observer;
+    /// The run's stop flag: raising it stops the run after the current step, with a checkpoint.
+    fn stop_with(&mut self, stop: Arc<AtomicBool>);
+}
+
+/// The terminal: notes and warnings on stderr, the summary on stdout, progress bars, and Ctrl-C.
+struct Terminal(TrainProgress);
+
+impl TrainUi for Terminal {
+    fn note(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+    fn warn(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+    fn result(&mut self, line: &str) {
+        println!("{line}");
+    }
+    fn observer(&mut self) -> &mut dyn Observer {
+        &mut self.0
+    }
+    fn stop_with(&mut self, stop: Arc<AtomicBool>) {
+        stop_on_signal(stop);
+    }
+}
+
+/// `cagem train` on the terminal.
 pub fn run(a: TrainArgs) -> Result<()> {
+    let progress = TrainProgress::new(a.quiet, a.log_every);
+    train(a, &mut Terminal(progress)).map(|_| ())
+}
+
+/// Trains as `cagem train` does, reporting to `ui`; returns the run folder.
+pub fn train(a: TrainArgs, ui: &mut dyn TrainUi) -> Result<PathBuf> {
     let device = a.device.open()?;
     // A resumed run starts from its own configuration; only the options given override it.
     let saved = match (&a.out, a.resume) {
@@ -44,7 +87,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Default::default()
     };
     for w in &chosen.warnings {
-        eprintln!("warning: {w}");
+        ui.warn(&format!("warning: {w}"));
     }
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&cfg, &model_cfg));
     if let Some(meta) = &saved {
@@ -56,19 +99,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
             // not these).
             let _lock = cagem::train::lock::RunLock::acquire(&out)?;
             cagem::atomic::remove_stale_temporaries(&out);
-            println!(
+            ui.result(&format!(
                 "nothing to train: {} has {done} epochs and --epochs asks for {}; its checkpoint is unchanged \
                  (give --epochs above {done} to continue)",
                 out.display(),
                 cfg.epochs
-            );
-            return Ok(());
+            ));
+            return Ok(out);
         }
     }
     let mut run = open_run::<f32>(&out, &model_cfg, &cfg, &data, &device, a.resume)?;
     // --quiet: warnings, errors and the final summary only.
     macro_rules! say {
-        ($($t:tt)*) => { if !a.quiet { eprintln!($($t)*); } };
+        ($($t:tt)*) => { if !a.quiet { ui.note(&format!($($t)*)); } };
     }
     say!("data: {} ({} train, {} test images)", data.provenance, data.n_train(), data.n_test());
     if let Some(note) = labels_note {
@@ -104,13 +147,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if !deviations.is_empty() {
         // Shown also with --quiet, as a warning: the run is not the paper's model.
         let recipe = c.recipe.map(|r| format!(" (recipe {})", r.name())).unwrap_or_default();
-        eprintln!("DEVIATIONS from the paper{recipe}: {}", deviations.join(", "));
+        ui.warn(&format!("DEVIATIONS from the paper{recipe}: {}", deviations.join(", ")));
     }
     if a.resume {
         say!("resuming {} after epoch {}", out.display(), run.state.epochs_done);
     }
     say!("run folder: {}", out.display());
-    stop_on_signal(run.stop.clone());
+    ui.stop_with(run.stop.clone());
     let dev_data =
         DeviceData::<f32>::with_likelihood(&device, &data, model_cfg.likelihood, run.model.standardizer().as_ref());
     if let Some(v) = &valid {
@@ -120,25 +163,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         run.valid = Some(ValidSet { x: dv.test, labels: v.test_labels.clone() });
         say!("validation: {} held-out examples (periodic evaluation, best checkpoint, --patience)", v.n_test());
     }
-    run.train(&data, &dev_data, &mut TrainProgress::new(a.quiet, a.log_every))?;
+    run.train(&data, &dev_data, ui.observer())?;
     let early = if run.stopped_early() {
         format!(" (stopped early: {} evaluations without a better validation figure)", run.cfg.patience.unwrap_or(0))
     } else {
         String::new()
     };
-    println!("trained {} epochs{early}; checkpoint and metrics in {}", run.state.epochs_done, out.display());
+    ui.result(&format!("trained {} epochs{early}; checkpoint and metrics in {}", run.state.epochs_done, out.display()));
     if let Some(b) = &run.state.best {
-        println!(
+        ui.result(&format!(
             "best checkpoint: epoch {} by the {} ({}); use it with --checkpoint best",
             b.epoch,
             b.describe(),
             out.join(cagem::train::best::BEST_FILE).display()
-        );
+        ));
     }
     if data.n_test() > 0 {
-        println!("evaluate with: cagem eval --run {}", out.display());
+        ui.result(&format!("evaluate with: cagem eval --run {}", out.display()));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Ctrl-C, SIGTERM or SIGHUP: finish the current step, write a checkpoint, exit 130. A second

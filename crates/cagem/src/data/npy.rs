@@ -85,6 +85,10 @@ fn check_declared_size(path: &Path, bytes: &[u8], shape: &[u64], item: usize) ->
     }
 }
 
+fn unsupported_dtype(path: &Path, descr: &str) -> Error {
+    Error::data(path, format!("has dtype '{descr}'; expected uint8 or float32/float64 (features), integers (labels)"))
+}
+
 /// float64 values as float32, refusing any that overflow it.
 fn narrow(path: &Path, v: Vec<f64>) -> Result<Vec<f32>> {
     if let Some(i) = v.iter().position(|x| x.is_finite() && !(*x as f32).is_finite()) {
@@ -126,9 +130,7 @@ pub fn read_array(path: &Path) -> Result<NpyArray> {
             ));
         }
     };
-    let bad_dtype = || {
-        Error::data(path, format!("has dtype '{ts}'; expected uint8 or float32/float64 (features), integers (labels)"))
-    };
+    let bad_dtype = || unsupported_dtype(path, &ts.to_string());
     let read = |e: std::io::Error| npy_err(path, e);
     if matches!(ts.type_char(), TypeChar::Uint | TypeChar::Int | TypeChar::Float) {
         check_declared_size(path, &bytes, &declared, ts.size_field() as usize)?;
@@ -386,7 +388,11 @@ pub fn from_dir(dir: &Path, likelihood: Likelihood) -> Result<Dataset> {
 /// with D its input size; uint8 (scaled by 1/255) or float; in [0, 1] for a Bernoulli model.
 /// Returns the rows as floats in the data's units.
 pub fn examples_for_model(path: &Path, height: usize, width: usize, likelihood: Likelihood) -> Result<Vec<f32>> {
-    let arr = read_array(path)?;
+    examples_from_array(read_array(path)?, height, width, likelihood)
+}
+
+/// `examples_for_model` on an array already in memory (its `path` names it in messages).
+pub fn examples_from_array(arr: NpyArray, height: usize, width: usize, likelihood: Likelihood) -> Result<Vec<f32>> {
     let dim = height * width;
     let fits = match arr.shape[..] {
         [_, d] => d == dim,
@@ -395,7 +401,7 @@ pub fn examples_for_model(path: &Path, height: usize, width: usize, likelihood: 
     };
     if !fits {
         return Err(Error::data(
-            path,
+            &arr.path,
             format!(
                 "has shape {:?}; the model expects examples of {height}×{width} (N×{height}×{width} or N×{dim})",
                 arr.shape
@@ -407,6 +413,49 @@ pub fn examples_for_model(path: &Path, height: usize, width: usize, likelihood: 
         check_unit_range(&f)?;
     }
     Ok(as_floats(f.values))
+}
+
+impl NpyArray {
+    /// An array from the raw little-endian bytes of a C-ordered buffer whose NumPy type string is
+    /// `descr` ('|u1', '<f4', '<f8', '<i8', …), named `name` in messages: what another front end
+    /// (the Python package) hands over instead of a file.
+    pub fn from_le_bytes(name: &str, descr: &str, shape: Vec<usize>, bytes: &[u8]) -> Result<NpyArray> {
+        let path = PathBuf::from(name);
+        let bad = || unsupported_dtype(&path, descr);
+        let (order, kind, size) = match descr.as_bytes() {
+            [o @ (b'<' | b'|' | b'='), k, rest @ ..] => {
+                (*o, *k, std::str::from_utf8(rest).ok().and_then(|r| r.parse::<usize>().ok()).ok_or_else(bad)?)
+            }
+            _ => return Err(bad()),
+        };
+        if order == b'=' && cfg!(target_endian = "big") {
+            return Err(bad());
+        }
+        let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if count.and_then(|c| c.checked_mul(size)) != Some(bytes.len()) {
+            return Err(Error::data(
+                &path,
+                format!("has shape {shape:?} of {size}-byte values but {} bytes", bytes.len()),
+            ));
+        }
+        fn each<const N: usize, T>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+            b.chunks_exact(N).map(|c| f(c.try_into().expect("N bytes"))).collect()
+        }
+        let values = match (kind, size) {
+            (b'u', 1) => NpyValues::U8(bytes.to_vec()),
+            (b'f', 4) => NpyValues::Float(each(bytes, f32::from_le_bytes)),
+            (b'f', 8) => NpyValues::Float(narrow(&path, each(bytes, f64::from_le_bytes))?),
+            (b'i', 1) => NpyValues::Int(each(bytes, |b: [u8; 1]| i64::from(i8::from_le_bytes(b)))),
+            (b'i', 2) => NpyValues::Int(each(bytes, |b| i64::from(i16::from_le_bytes(b)))),
+            (b'i', 4) => NpyValues::Int(each(bytes, |b| i64::from(i32::from_le_bytes(b)))),
+            (b'i', 8) => NpyValues::Int(each(bytes, i64::from_le_bytes)),
+            (b'u', 2) => NpyValues::Int(each(bytes, |b| i64::from(u16::from_le_bytes(b)))),
+            (b'u', 4) => NpyValues::Int(each(bytes, |b| i64::from(u32::from_le_bytes(b)))),
+            (b'u', 8) => NpyValues::Int(each(bytes, |b| i64::try_from(u64::from_le_bytes(b)).unwrap_or(i64::MAX))),
+            _ => return Err(bad()),
+        };
+        Ok(NpyArray { path, shape, values })
+    }
 }
 
 /// The SHA-256 of each of the folder's data files that exists (file name → hex digest): what a
