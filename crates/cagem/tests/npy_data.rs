@@ -211,3 +211,36 @@ fn a_validation_split_beside_the_test_set_is_disjoint_from_training_and_seeded()
     assert_ne!(other.test_images, valid.test_images, "another seed, another split");
     assert!(split_valid(&data, 1.0, 1).is_err());
 }
+
+/// Arrays handed over in memory (the Python package) pass the checks a .npy file passes, and the
+/// same values come out as from the file.
+#[test]
+fn arrays_in_memory_are_checked_as_files_are() {
+    use cagem::data::npy::{NpyArray, examples_from_array};
+    let values: Vec<f64> = (0..12).map(|i| f64::from(i) / 12.0).collect();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let arr = NpyArray::from_le_bytes("X", "<f8", vec![2, 6], &bytes).unwrap();
+    let rows = examples_from_array(arr, 2, 3, Likelihood::Bernoulli).unwrap();
+    assert_eq!(rows, values.iter().map(|&v| v as f32).collect::<Vec<_>>());
+
+    let d = tempfile::tempdir().unwrap();
+    save(&d.path().join("x.npy"), &[2, 6], &values);
+    assert_eq!(examples_for_model(&d.path().join("x.npy"), 2, 3, Likelihood::Bernoulli).unwrap(), rows);
+
+    let err = |descr: &str, shape: Vec<usize>, bytes: &[u8], h: usize, w: usize| {
+        NpyArray::from_le_bytes("X", descr, shape, bytes)
+            .and_then(|a| examples_from_array(a, h, w, Likelihood::Bernoulli))
+            .err()
+            .expect("should fail")
+            .to_string()
+    };
+    assert!(err(">f8", vec![2, 6], &bytes, 2, 3).contains("X: has dtype '>f8'"));
+    assert!(err("<f8", vec![2, 7], &bytes, 2, 3).contains("but 96 bytes"));
+    assert!(err("<f8", vec![2, 6], &bytes, 3, 3).contains("the model expects examples of 3×3"));
+    assert!(err("<i8", vec![2, 6], &bytes, 2, 3).contains("holds integers other than uint8"));
+    let huge: Vec<u8> = [1e300f64, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert!(err("<f8", vec![1, 2], &huge, 1, 2).contains("overflows float32"));
+    let nan: Vec<u8> = [f32::NAN, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert!(err("<f4", vec![1, 2], &nan, 1, 2).contains("is not finite"));
+    assert!(err("|u1", vec![usize::MAX, 2], &[0, 1], 1, 2).contains("bytes"));
+}
