@@ -255,6 +255,10 @@ def test_ctrl_c_raises_keyboard_interrupt_with_a_checkpoint(tmp_path):
     assert (run / "checkpoint.safetensors").exists()
     resumed = cagem.load(run, verbose=0)
     assert resumed.model_.epochs_done == 0  # stopped inside the first epoch; the checkpoint holds its position
+    # ... from which the run continues.
+    resumed.set_params(epochs=1, threads=1).fit(X, partial(y), resume=True)
+    assert resumed.model_.epochs_done == 1
+    assert any(r.get("event") == "resume" for r in resumed.history_)
 
 
 def test_clone_and_pipeline_with_scikit_learn():

@@ -230,8 +230,7 @@ fn arrays_in_memory_are_checked_as_files_are() {
     let err = |descr: &str, shape: Vec<usize>, bytes: &[u8], h: usize, w: usize| {
         NpyArray::from_le_bytes("X", descr, shape, bytes)
             .and_then(|a| examples_from_array(a, h, w, Likelihood::Bernoulli))
-            .err()
-            .expect("should fail")
+            .expect_err("should fail")
             .to_string()
     };
     assert!(err(">f8", vec![2, 6], &bytes, 2, 3).contains("X: has dtype '>f8'"));
