@@ -38,6 +38,8 @@ c0-kl-gauss|--warmup 5 --labels 0 --deviation kl-warmup-gaussian-only
 c0-routing-warmup|--warmup 5 --labels 0 --deviation routing-warmup
 c0-free-bits-y-2|--warmup 5 --labels 0 --free-bits-y 2
 c0-bn-qy-weighted|--warmup 5 --labels 0 --deviation bn-qy-weighted
+c0-marginal-entropy-y-1|--warmup 5 --labels 0 --marginal-entropy-y 1
+c0-marginal-entropy-y-5|--warmup 5 --labels 0 --marginal-entropy-y 5
 CELLS
 )
 if [ $# -gt 0 ]; then

@@ -206,6 +206,12 @@ pub struct TrainArgs {
     /// does against cluster collapse in CaGeM-0. Off by default.
     #[arg(long, value_name = "NATS", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub free_bits_y: Option<f64>,
+    /// DEVIATION: adds LAMBDA·H[q̄(y)] to the unlabelled ELBO, H the entropy of the batch's mean
+    /// q(y|z1,x): pays the model for spreading examples over all K clusters, against CaGeM-0's
+    /// collapse onto a few (IMSAT's marginal-entropy term). Not a bound on log p(x) (the logged
+    /// ELBO and the IW bound stay the true ones). Off by default.
+    #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true, value_parser = ranges::non_negative)]
+    pub marginal_entropy_y: Option<f64>,
     /// DEVIATION: the unlabelled ELBO's term Σ_y q(y|z1,x) log p(y|z2_y) counts W times (1: the
     /// paper). W > 1 pays z2 for carrying the cluster q chooses, against KL(z2) on that same
     /// branch; not a bound on log p(x) (the logged ELBO and the IW bound stay the true ones).

@@ -142,6 +142,7 @@ pub fn train(a: TrainArgs, ui: &mut dyn TrainUi) -> Result<PathBuf> {
         .chain(c.clip_value.map(|v| format!("clip-value {v}")))
         .chain(c.routing_floor.map(|v| format!("routing-floor {v}")))
         .chain(c.free_bits_y.map(|v| format!("free-bits-y {v}")))
+        .chain(c.marginal_entropy_y.map(|v| format!("marginal-entropy-y {v}")))
         .chain(c.log_py_weight.map(|v| format!("log-py-weight {v}")))
         .collect();
     if !deviations.is_empty() {
@@ -231,6 +232,7 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         t.clip_value => "clip_value" = a.clip_value,
         t.routing_floor => "routing_floor" = a.routing_floor,
         t.free_bits_y => "free_bits_y" = a.free_bits_y,
+        t.marginal_entropy_y => "marginal_entropy_y" = a.marginal_entropy_y,
         t.log_py_weight => "log_py_weight" = a.log_py_weight,
         t.max_skips => "max_skips" = a.max_skips,
         t.eval_every => "eval_every" = a.eval_every,

@@ -77,6 +77,7 @@ const OPTIONS: &[(&str, &[&str], &[&str])] = &[
             "--clip-value",
             "--routing-floor",
             "--free-bits-y",
+            "--marginal-entropy-y",
             "--max-skips",
             "--beta",
             "--z1",

@@ -188,6 +188,9 @@ pub struct TrainConfig {
     /// Deviation `--free-bits-y λ` (see `ObjectiveDeviations::free_bits_y`; None: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_bits_y: Option<f64>,
+    /// Deviation `--marginal-entropy-y λ` (see `ObjectiveDeviations::marginal_entropy_y`; None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marginal_entropy_y: Option<f64>,
     /// Deviation `--log-py-weight W` (see `ObjectiveDeviations::log_py_weight`; None: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_py_weight: Option<f64>,
@@ -267,6 +270,7 @@ impl Default for TrainConfig {
             clip_value: None,
             routing_floor: None,
             free_bits_y: None,
+            marginal_entropy_y: None,
             log_py_weight: None,
             recipe: None,
             max_skips: default_max_skips(),
@@ -319,6 +323,7 @@ impl TrainConfig {
         ObjectiveDeviations {
             routing_floor: self.routing_floor,
             free_bits_y: self.free_bits_y,
+            marginal_entropy_y: self.marginal_entropy_y,
             log_py_weight: self.log_py_weight,
             ..ObjectiveDeviations::from_list(&self.deviations)
         }

@@ -95,6 +95,10 @@ pub struct ObjectiveDeviations {
     /// λ of `--free-bits-y`: the categorical KL of the unlabelled batch enters the loss as
     /// max(KL_y, λ) (free bits, as GMVAE), so nothing pulls it below λ nats.
     pub free_bits_y: Option<f64>,
+    /// λ of `--marginal-entropy-y`: λ·H[q̄(y)], the entropy of the unlabelled batch's mean
+    /// q(y|z1,x), is added to F, paying the model for spreading the examples over the clusters
+    /// (the marginal-entropy term of IMSAT-style clustering). Not a bound on log p(x).
+    pub marginal_entropy_y: Option<f64>,
     /// W of `--log-py-weight`: the unlabelled ELBO's Σ_y q(y|z1,x) log p(y|z2_y) (as reweighted
     /// by routing, if on) counts W times (1: the paper; not a bound on log p(x) otherwise).
     pub log_py_weight: Option<f64>,
@@ -112,6 +116,7 @@ impl ObjectiveDeviations {
             routing_warmup: list.contains(&Deviation::RoutingWarmup),
             routing_floor: None,
             free_bits_y: None,
+            marginal_entropy_y: None,
             log_py_weight: None,
         }
     }
@@ -133,6 +138,8 @@ impl ObjectiveDeviations {
     }
 
     /// Whether the ELBO must hand out its categorical part on its own.
+    // (The marginal entropy of --marginal-entropy-y is computed from q(y|z1,x) and log q(y|z1,x),
+    // which the ELBO's terms always carry.)
     pub fn needs_categorical_part(&self) -> bool {
         self.kl_warmup_gaussian_only || self.free_bits_y.is_some()
     }

@@ -3,7 +3,8 @@
 //! - Routing is 1/K for a model whose q(z2|x,y,z1) ignores y, and 1 for one whose z2 mean is a
 //!   one-hot of y that p(y|z2) reads back (both built by hand, batch norm at its initial running
 //!   statistics, where evaluation's normalisation is ≈ the identity).
-//! - labelled-elbo, routing-warmup, --routing-floor, hp-grad-all and --free-bits-y: the tape's
+//! - labelled-elbo, routing-warmup, --routing-floor, hp-grad-all, --free-bits-y and
+//!   --marginal-entropy-y: the tape's
 //!   gradient against finite differences of what each computes; the values they must not move
 //!   stay bit for bit; off (or at T = 1 for routing-warmup) the loss and every gradient are the
 //!   paper's bit for bit.
@@ -196,6 +197,25 @@ fn each_deviation_moves_what_it_names_and_nothing_else() {
     let m = moved(&model, &paper, &free);
     assert!(!m.is_empty() && m.len() < all(&model), "{m:?}");
     assert!(m.iter().all(|n| !n.starts_with("p_x")), "free bits moved p(x|y,z1): {m:?}");
+
+    // The marginal entropy: the loss by exactly −λ·H[q̄], and only the gradients of q(y|z1,x)
+    // and of q(z1|x) below it; not the logged figures.
+    let lambda = 2.0;
+    let ent = run(&mut model, &b, weights(t, ObjectiveDeviations { marginal_entropy_y: Some(lambda), ..d }));
+    assert_eq!(logged(&paper), logged(&ent));
+    let mut g = Graph::new(&Device::Cpu);
+    let u = g.constant(b.xu.clone());
+    let bn = cagem::nn::BnUse::Train { update_running: true };
+    let terms = model.elbo_terms(&mut g, bn, u, d, &mut NoiseStreams::new(3));
+    let (q, k) = (g.value(terms.qy).to_f64_vec(), model.cfg.clusters);
+    let rows = q.len() / k;
+    let mean: Vec<f64> = (0..k).map(|c| (0..rows).map(|r| q[r * k + c]).sum::<f64>() / rows as f64).collect();
+    let h: f64 = -mean.iter().map(|p| p * p.ln()).sum::<f64>();
+    assert!(h > 0.1, "{h}");
+    assert!((paper.0.0 - ent.0.0 - lambda * h).abs() < 1e-12, "{} − {} vs λ·H = {}", paper.0.0, ent.0.0, lambda * h);
+    let m = moved(&model, &paper, &ent);
+    assert!(m.iter().any(|n| n.starts_with("q_y")) && m.iter().any(|n| n.starts_with("q_z1")), "{m:?}");
+    assert!(m.iter().all(|n| n.starts_with("q_y") || n.starts_with("q_z1")), "marginal entropy moved {m:?}");
 }
 
 /// Central differences of `f` in every element of every trainable parameter whose name starts
@@ -247,6 +267,7 @@ fn new_deviations_match_finite_differences() {
         ObjectiveDeviations { routing_warmup: true, ..d },
         ObjectiveDeviations { routing_floor: Some(0.3), kl_warmup_gaussian_only: true, ..d },
         ObjectiveDeviations { free_bits_y: Some(50.0), ..d },
+        ObjectiveDeviations { marginal_entropy_y: Some(2.0), ..d },
         ObjectiveDeviations { log_py_weight: Some(3.0), ..d },
         ObjectiveDeviations { log_py_weight: Some(2.0), routing_floor: Some(0.5), ..d },
     ] {

@@ -78,8 +78,9 @@ pub struct ElboTerms {
     /// (1/K)·Σ_y log p(y|z2_y) and Σ_y q(y|z1,x) log p(y|z2_y), where a deviation that
     /// reweights log p(y|z2_y) asks for them (routing-warmup, --routing-floor, --log-py-weight).
     pub log_py_sums: Option<LogPySums>,
-    /// q(y|z1,x): B × K.
+    /// q(y|z1,x) and log q(y|z1,x): B × K.
     pub qy: Var,
+    pub log_qy: Var,
     /// The means of q(z1|x) (B × z1) and of q(z2|x,y,z1) with its log-variances (K·B × z2).
     pub mu1: Var,
     pub mu2: Var,
@@ -426,7 +427,7 @@ impl<T: Real> Cagem<T> {
             let weighted = g.fold_rows(weighted, 1);
             LogPySums { uniform, weighted }
         });
-        ElboTerms { recon, neg_kl, neg_kl_y, log_py_sums, qy, mu1: e.mu1, mu2, logvar2: lv2 }
+        ElboTerms { recon, neg_kl, neg_kl_y, log_py_sums, qy, log_qy, mu1: e.mu1, mu2, logvar2: lv2 }
     }
 
     /// The ELBO of a labelled batch with its y observed (deviation labelled-elbo), per example

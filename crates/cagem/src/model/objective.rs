@@ -5,7 +5,8 @@
 //! Batch-norm running statistics are collected on the unlabelled pass only.
 //! The deviations (crate::deviation) that change the objective act here: routing-warmup and
 //! --routing-floor reweight the branches of log p(y′|z2_y′), --log-py-weight scales that term,
-//! --free-bits-y floors the categorical KL, labelled-elbo adds −mean_l L_T(x_l, y_l); each is
+//! --free-bits-y floors the categorical KL, --marginal-entropy-y adds the entropy of the batch's
+//! mean q(y|z1,x), labelled-elbo adds −mean_l L_T(x_l, y_l); each is
 //! absent from the graph when off.
 
 use cagem_autodiff::{Graph, Real, Var};
@@ -108,6 +109,20 @@ pub fn semi_supervised_loss<T: Real>(
             let weighted = g.scale(weighted, T::from_f64(w_cat * extra));
             f_t = g.add(f_t, weighted);
         }
+    }
+    if let Some(lambda) = dev.marginal_entropy_y {
+        // Deviation: + λ·H[q̄], q̄ = (1/B)·Σ_b q(y|z1,x_b). With S = Σ_b q(y|z1,x_b) and
+        // log S = logsumexp_b log q(y|z1,x_b) (stable where S is tiny), H[q̄] = log B − (1/B)·Σ_k S_k log S_k.
+        let b = g.shape(terms.qy).0;
+        let s = g.fold_rows(terms.qy, 1);
+        let log_s = g.logsumexp(terms.log_qy, cagem_autodiff::Axis::DownColumn);
+        let s_log_s = g.mul(s, log_s);
+        let s_log_s = g.sum(s_log_s);
+        let h = g.scale(s_log_s, T::from_f64(-lambda / b as f64));
+        let log_b = cagem_autodiff::Tensor::full(g.device(), 1, 1, T::from_f64(lambda * (b as f64).ln()));
+        let log_b = g.constant(log_b);
+        let h = g.add(h, log_b);
+        f_t = g.add(f_t, h);
     }
     let mut loss = g.scale(f_t, -T::one());
     let (mut hp, mut hq) = (None, None);

@@ -333,6 +333,7 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
         ("--clip-value", cfg.clip_value, f64::MIN_POSITIVE, f64::MAX),
         ("--routing-floor", cfg.routing_floor, 0.0, 1.0),
         ("--free-bits-y", cfg.free_bits_y, 0.0, f64::MAX),
+        ("--marginal-entropy-y", cfg.marginal_entropy_y, 0.0, f64::MAX),
         ("--log-py-weight", cfg.log_py_weight, 0.0, f64::MAX),
     ] {
         if let Some(v) = v
