@@ -282,6 +282,9 @@ def test_bundled_mnist():
     X, y, Xt, yt = cagem.datasets.load_mnist()
     assert X.shape == (60000, 28, 28) and X.dtype == np.uint8 and Xt.shape == (10000, 28, 28)
     assert y.dtype == np.int64 and sorted(set(y.tolist())) == list(range(10))
+    X, y, Xt, yt = cagem.datasets.load_omniglot()
+    assert X.shape[1:] == (28, 28) and X.dtype == np.uint8 and len(y) == len(X) and len(yt) == len(Xt)
+    assert y.min() == 0 and y.max() == 49
 
 
 def test_help_explains_every_argument():
