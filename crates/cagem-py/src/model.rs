@@ -33,6 +33,16 @@ pub struct Model {
 
 type Bytes<'py> = Bound<'py, PyBytes>;
 
+/// Calls Python's `progress(done)` (examples done so far), if given, from the worker thread.
+fn reporter(progress: Option<Py<PyAny>>) -> impl FnMut(usize) + Send {
+    move |done| {
+        if let Some(cb) = &progress {
+            // A progress display that fails must not stop the computation.
+            let _ = Python::attach(|py| cb.call1(py, (done,)));
+        }
+    }
+}
+
 impl Model {
     fn run_on<R: Send>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Cagem<f32>) -> R + Send) -> R {
         let pool = self.pool.clone();
@@ -75,6 +85,7 @@ impl Model {
     }
 
     /// p(y|x) from `samples` draws of z1 and z2 per example, and q(y|x): two n × K float64 buffers.
+    #[pyo3(signature = (x, descr, shape, samples, progress=None))]
     fn class_probabilities<'py>(
         &mut self,
         py: Python<'py>,
@@ -82,6 +93,7 @@ impl Model {
         descr: &str,
         shape: Vec<usize>,
         samples: usize,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<(Bytes<'py>, Bytes<'py>)> {
         if samples == 0 {
             return Err(PyValueError::new_err("samples must be at least 1"));
@@ -91,31 +103,34 @@ impl Model {
             .run_on(py, |m| {
                 let x = x.examples(m)?;
                 let mut noise = NoiseStreams::new(EVAL_SEED);
-                Ok(class_probabilities(m, &x, samples, CHUNK_ROWS, &mut noise, &mut |_| {}))
+                Ok(class_probabilities(m, &x, samples, CHUNK_ROWS, &mut noise, &mut reporter(progress)))
             })
             .map_err(to_py)?;
         Ok((f64_bytes(py, &p), f64_bytes(py, &q)))
     }
 
     /// E[z1|x] and E[z2|x]: n × z1 and n × z2 float64 buffers.
+    #[pyo3(signature = (x, descr, shape, progress=None))]
     fn posterior_means<'py>(
         &mut self,
         py: Python<'py>,
         x: &[u8],
         descr: &str,
         shape: Vec<usize>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<(Bytes<'py>, Bytes<'py>)> {
         let x = Incoming { name: "X", descr, shape, bytes: x };
         let (z1, z2) = self
             .run_on(py, |m| {
                 let x = x.examples(m)?;
-                Ok(posterior_means(m, &x, &mut |_| {}))
+                Ok(posterior_means(m, &x, &mut reporter(progress)))
             })
             .map_err(to_py)?;
         Ok((f64_bytes(py, &z1), f64_bytes(py, &z2)))
     }
 
     /// The IW-k bound on log p(x) of each example, in nats (y summed exactly): n float64.
+    #[pyo3(signature = (x, descr, shape, k, progress=None))]
     fn iw_bound<'py>(
         &mut self,
         py: Python<'py>,
@@ -123,6 +138,7 @@ impl Model {
         descr: &str,
         shape: Vec<usize>,
         k: usize,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bytes<'py>> {
         if k == 0 {
             return Err(PyValueError::new_err("k must be at least 1"));
@@ -133,7 +149,7 @@ impl Model {
                 let x = x.examples(m)?;
                 let opts = EvalOptions { k, chunk_rows: CHUNK_ROWS, ..EvalOptions::default() };
                 let mut noise = NoiseStreams::new(opts.seed);
-                Ok(iw_per_example(m, &x, &opts, &mut noise, &mut |_| {}))
+                Ok(iw_per_example(m, &x, &opts, &mut noise, &mut reporter(progress)))
             })
             .map_err(to_py)?;
         Ok(f64_bytes(py, &iw.log_likelihood))

@@ -79,6 +79,26 @@ def test_fit_predict_transform_score_shapes_and_dtypes(fitted):
     np.testing.assert_allclose(model.predict_proba(np.asfortranarray(Xt.astype(np.float64)), which="q"), q, rtol=1e-6)
 
 
+def test_progress_bars_where_verbose(fitted, capsys):
+    pytest.importorskip("tqdm")
+    model = fitted[0]
+    Xt, _ = blobs(2500, seed=4)
+    try:
+        model.set_params(verbose=1)
+        model.transform(Xt)
+        model.predict_proba(Xt, samples=2)
+    finally:
+        model.set_params(verbose=0)
+    err = capsys.readouterr().err
+    assert "transform" in err and "predict" in err and "/2500" in err
+    # The core reports the examples done, up to all of them.
+    from cagem import _arrays
+
+    calls = []
+    model.model_.posterior_means(*_arrays.handover(_arrays.features(Xt)), calls.append)
+    assert calls and calls == sorted(calls) and calls[-1] == 2500
+
+
 def test_images_in_uint8_and_their_shape(tmp_path):
     rng = np.random.default_rng(0)
     X = (rng.random((120, 5, 4)) * 255).astype(np.uint8)

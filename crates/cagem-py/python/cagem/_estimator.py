@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _arrays, _core
-from ._progress import Reporter
+from ._progress import Examples, Reporter
 
 try:  # scikit-learn is optional: with it, CaGeM is one of its estimators (clone, Pipeline, tags).
     from sklearn.base import BaseEstimator as _Base
@@ -317,9 +317,6 @@ class CaGeM(_Base):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first, or cagem.load a run")
         return self.model_
 
-    def _rows(self, X):
-        return _arrays.handover(_arrays.features(X, "X"))
-
     def predict_proba(self, X, which: str = "p", samples: int = 100) -> np.ndarray:
         """Class probabilities, shape (n, K): ``which="p"``, p(y|x) = Σ_y' q(y'|x) p(y|z2), from
         ``samples`` draws of z1 and z2 per example (the CaGeM classifier); ``"q"``, q(y|x), the
@@ -327,7 +324,8 @@ class CaGeM(_Base):
         if which not in ("p", "q"):
             raise ValueError(f"which={which!r}: expected 'p' or 'q'")
         X = _arrays.features(X, "X")
-        p, q = self._model().class_probabilities(*_arrays.handover(X), int(samples))
+        with Examples(self.verbose, X.shape[0], "predict") as progress:
+            p, q = self._model().class_probabilities(*_arrays.handover(X), int(samples), progress)
         return _arrays.from_f64(p if which == "p" else q, X.shape[0], len(self.classes_))
 
     def predict(self, X, which: str = "auto", samples: int = 100) -> np.ndarray:
@@ -344,7 +342,8 @@ class CaGeM(_Base):
         if which not in ("z1", "z2"):
             raise ValueError(f"which={which!r}: expected 'z1' or 'z2'")
         X = _arrays.features(X, "X")
-        z1, z2 = self._model().posterior_means(*_arrays.handover(X))
+        with Examples(self.verbose, X.shape[0], "transform") as progress:
+            z1, z2 = self._model().posterior_means(*_arrays.handover(X), progress)
         cfg = self.config_["model"]
         return _arrays.from_f64(z1, X.shape[0], cfg["z1"]) if which == "z1" else _arrays.from_f64(z2, X.shape[0], cfg["z2"])
 
@@ -355,7 +354,9 @@ class CaGeM(_Base):
         """The importance-weighted bound on log p(x) of each example, in nats, from k samples
         (y summed exactly); as ``cagem score``."""
         X = _arrays.features(X, "X")
-        return _arrays.from_f64(self._model().iw_bound(*_arrays.handover(X), int(k)), X.shape[0])
+        with Examples(self.verbose, X.shape[0], f"score IW-{k}") as progress:
+            raw = self._model().iw_bound(*_arrays.handover(X), int(k), progress)
+        return _arrays.from_f64(raw, X.shape[0])
 
     def score(self, X, y=None, k: int = 100) -> float:
         """The mean IW-k bound on log p(x) per example, in nats (higher is better)."""

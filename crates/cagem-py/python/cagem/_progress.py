@@ -77,3 +77,22 @@ class Reporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class Examples:
+    """A bar over the examples of an evaluation (predict, transform, score), where tqdm is
+    installed and verbose; the core calls it with the number of examples done."""
+
+    def __init__(self, verbose: int, total: int, desc: str):
+        self.bar = tqdm(total=total, desc=desc, unit="ex", file=sys.stderr, leave=False) if verbose and tqdm else None
+
+    def __call__(self, done: int):
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def __enter__(self):
+        return self if self.bar is not None else None
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
