@@ -20,7 +20,7 @@ def options(run):
     cfg = config(run)
     t = cfg["train"]
     extra = deviation_flags(cfg)
-    for key in ["clip_norm", "clip_value", "routing_floor", "free_bits_y", "log_py_weight"]:
+    for key in ["clip_norm", "clip_value", "routing_floor", "free_bits_y", "marginal_entropy_y", "log_py_weight"]:
         if t.get(key) is not None:
             extra.append(f"--{key.replace('_', '-')} {t[key]:g}")
     extra.append(f"--warmup {t['warmup']:g}")
