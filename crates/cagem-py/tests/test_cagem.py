@@ -99,6 +99,14 @@ def test_progress_bars_where_verbose(fitted, capsys):
     assert calls and calls == sorted(calls) and calls[-1] == 2500
 
 
+def test_deviations_reach_the_run(tmp_path):
+    X, y = blobs(120)
+    with pytest.warns(UserWarning, match="DEVIATIONS from the paper: marginal-entropy-y 1, log-py-weight 3"):
+        model = cagem.CaGeM(likelihood="gaussian", epochs=1, marginal_entropy_y=1.0, log_py_weight=3, **SMALL)
+        model.fit(X, partial(y))
+    assert model.config_["train"]["marginal_entropy_y"] == 1.0 and model.config_["train"]["log_py_weight"] == 3.0
+
+
 def test_images_in_uint8_and_their_shape(tmp_path):
     rng = np.random.default_rng(0)
     X = (rng.random((120, 5, 4)) * 255).astype(np.uint8)
@@ -202,6 +210,7 @@ def test_bad_data_raises_the_clis_message(make, exc, words):
         (dict(valid_fraction=1.5), "--valid-fraction"),
         (dict(threads=10_000), "threads"),
         (dict(deviations=["no-such-thing"]), "--deviation"),
+        (dict(marginal_entropy_y=-1.0), "--marginal-entropy-y"),
     ],
 )
 def test_bad_options_raise_value_error(params, words):

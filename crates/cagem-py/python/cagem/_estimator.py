@@ -81,6 +81,8 @@ _OPTIONS = {
     "eval_k": "--eval-k",
     "recipe": "--recipe",
     "deviations": "--deviation",
+    "log_py_weight": "--log-py-weight",
+    "marginal_entropy_y": "--marginal-entropy-y",
     "precision": "--precision",
     "device": "--device",
     "seed": "--seed",
@@ -142,6 +144,13 @@ class CaGeM(_Base):
         A named set of deviations from the paper (``cagem train --help``); off by default.
     deviations : sequence of str
         Deviations from the paper's model or objective, by name; none by default.
+    log_py_weight : float or None
+        Deviation: the unlabelled ELBO's Σ_y q(y|z1,x) log p(y|z2_y) counts this many times (3 is
+        ``recipe="chosen-branch"``: p(y|x) level with q(y|x) at reduced scale). None: the paper.
+    marginal_entropy_y : float or None
+        Deviation: adds λ·H of the batch's mean q(y|z1,x) to the unlabelled ELBO, against the
+        collapse of unsupervised runs onto a few clusters (λ = 1: 10 of 10 clusters used on MNIST
+        where the paper's objective uses 3). None: the paper.
     precision : {"f32", "bf16", "auto"} or None
         Arithmetic of the matrix products (None: the command line's choice, f32 where the CPU has
         no bf16 instructions).
@@ -191,6 +200,8 @@ class CaGeM(_Base):
         eval_k: int = 100,
         recipe: Optional[str] = None,
         deviations: Sequence[str] = (),
+        log_py_weight: Optional[float] = None,
+        marginal_entropy_y: Optional[float] = None,
         precision: Optional[str] = None,
         device: str = "cpu",
         threads: Optional[int] = None,
@@ -220,6 +231,8 @@ class CaGeM(_Base):
         self.eval_k = eval_k
         self.recipe = recipe
         self.deviations = deviations
+        self.log_py_weight = log_py_weight
+        self.marginal_entropy_y = marginal_entropy_y
         self.precision = precision
         self.device = device
         self.threads = threads
