@@ -176,6 +176,11 @@ def test_a_python_run_opens_in_the_cli_and_a_cli_run_in_python(fitted, tmp_path)
     assert loaded.get_params()["likelihood"] == "gaussian" and loaded.epochs == 1
     with np.load(tmp_path / "e.npz") as z:
         np.testing.assert_allclose(z["z2_mean"], loaded.transform(Xt), rtol=1e-9)
+    # A fresh fit into that folder is refused before anything in it changes.
+    before = (saved / "data" / "train_x.npy").read_bytes()
+    with pytest.raises(ValueError, match="holds a run already"):
+        cagem.CaGeM(run_dir=str(saved), verbose=0).fit(X[:100])
+    assert (saved / "data" / "train_x.npy").read_bytes() == before
     # ... and continues there, as `cagem train --resume` would.
     loaded.set_params(epochs=2).fit(X, partial(y), resume=True)
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2

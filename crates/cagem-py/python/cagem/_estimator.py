@@ -284,6 +284,12 @@ class CaGeM(_Base):
             data_dir = _recorded_data(run_dir)
             _check_same_data(data_dir, files)
         else:
+            # Refuse before writing anything: the data of the run there must stay as it is.
+            if any(os.path.exists(os.path.join(run_dir, f)) for f in ("config.json", _core.CHECKPOINT_FILE)):
+                raise ValueError(
+                    f"{run_dir} holds a run already: fit(..., resume=True) continues it; choose another "
+                    f"run_dir to start afresh"
+                )
             os.makedirs(data_dir, exist_ok=True)
             for name, arr in files.items():
                 np.save(os.path.join(data_dir, name), arr)
