@@ -137,9 +137,8 @@ impl ObjectiveDeviations {
         self.routing_warmup || self.routing_floor.is_some() || self.log_py_weight.is_some()
     }
 
-    /// Whether the ELBO must hand out its categorical part on its own.
-    // (The marginal entropy of --marginal-entropy-y is computed from q(y|z1,x) and log q(y|z1,x),
-    // which the ELBO's terms always carry.)
+    /// Whether the ELBO must hand out its categorical part on its own. (--marginal-entropy-y needs
+    /// only q(y|z1,x) and log q(y|z1,x), which the ELBO's terms always carry.)
     pub fn needs_categorical_part(&self) -> bool {
         self.kl_warmup_gaussian_only || self.free_bits_y.is_some()
     }
