@@ -214,6 +214,7 @@ def test_bad_data_raises_the_clis_message(make, exc, words):
         (dict(epochs=-1), "--epochs"),
         (dict(valid_fraction=1.5), "--valid-fraction"),
         (dict(threads=10_000), "threads"),
+        (dict(threads=-2), "threads"),
         (dict(deviations=["no-such-thing"]), "--deviation"),
         (dict(marginal_entropy_y=-1.0), "--marginal-entropy-y"),
     ],

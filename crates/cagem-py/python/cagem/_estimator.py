@@ -269,6 +269,7 @@ class CaGeM(_Base):
         checkpoint, as ``cagem train --resume`` does (e.g. with a larger ``epochs``); the data must
         be the data it was trained on. Ctrl-C stops after the current step with a checkpoint
         written, then raises KeyboardInterrupt. Returns self."""
+        _check_threads(self.threads)
         X = _arrays.features(X, "X")
         files = {"train_x.npy": X}
         if y is not None:
@@ -415,6 +416,7 @@ def load(path: Union[str, os.PathLike], checkpoint: str = "last", threads: Optio
     """A fitted CaGeM from a run folder, written by ``cagem train`` or by `CaGeM.fit`/`save`:
     ``checkpoint="best"`` loads the best checkpoint of a run with a validation split. Its
     parameters are the run's configuration; ``fit(X, y, resume=True)`` continues it in place."""
+    _check_threads(threads)
     run = os.path.abspath(os.fspath(path))
     est = CaGeM(threads=threads, run_dir=run, verbose=verbose)
     est._open(run, checkpoint)
@@ -431,6 +433,11 @@ def load(path: Union[str, os.PathLike], checkpoint: str = "last", threads: Optio
         seed=t["seed"],
     )
     return est
+
+
+def _check_threads(threads):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads={threads!r}: expected None (one per core) or a whole number ≥ 1")
 
 
 def _same(a, b) -> bool:
