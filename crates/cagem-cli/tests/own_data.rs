@@ -45,8 +45,11 @@ fn npz_array<T: npyz::Deserialize>(path: &Path, name: &str) -> (Vec<u64>, Vec<T>
     (npy.shape().to_vec(), npy.into_vec::<T>().unwrap())
 }
 
-/// 3 real-valued clusters in 4 dimensions (N×2×2 "images"), labels on 2 examples of each.
-fn write_data(dir: &Path, n: usize, with_test: bool) {
+/// A folder `data` in `tmp` with 3 real-valued clusters in 4 dimensions (N×2×2 "images"),
+/// labels on 2 examples of each, and with `with_test` 30 labelled test examples.
+fn data_folder(tmp: &Path, n: usize, with_test: bool) -> std::path::PathBuf {
+    let dir = tmp.join("data");
+    std::fs::create_dir(&dir).unwrap();
     let x = |n: usize, off: usize| -> Vec<f32> {
         (0..n * 4).map(|i| ((i / 4 + off) % 3) as f32 * 3.0 + ((i * 7919) % 13) as f32 / 13.0).collect()
     };
@@ -57,6 +60,7 @@ fn write_data(dir: &Path, n: usize, with_test: bool) {
         save(&dir.join("test_x.npy"), &[30, 2, 2], &x(30, 0));
         save(&dir.join("test_y.npy"), &[30], &(0..30i32).map(|i| i % 3).collect::<Vec<_>>());
     }
+    dir
 }
 
 const TINY: [&str; 14] = [
@@ -79,9 +83,7 @@ const TINY: [&str; 14] = [
 #[test]
 fn numpy_data_round_trips_through_train_predict_encode_and_score() {
     let tmp = tempfile::tempdir().unwrap();
-    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 90, true);
+    let (data, run) = (data_folder(tmp.path(), 90, true), tmp.path().join("run"));
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
     let mut train = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--standardize"];
     train.extend(["--clusters", "4", "--epochs", "2", "--out", r, "--quiet"]);
@@ -156,9 +158,7 @@ fn numpy_data_round_trips_through_train_predict_encode_and_score() {
 #[test]
 fn numpy_data_without_a_test_set_holds_one_out_or_says_there_is_none() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 60, false);
+    let data = data_folder(tmp.path(), 60, false);
     let d = data.to_str().unwrap();
     let runs: Vec<String> = ["r1", "r2", "r3"].iter().map(|r| tmp.path().join(r).display().to_string()).collect();
     let (r1, r2) = (runs[0].as_str(), runs[1].as_str());
@@ -226,9 +226,7 @@ fn epoch_records(run: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn clusters_labels_and_the_model_follow_the_data_unless_given() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 90, true);
+    let data = data_folder(tmp.path(), 90, true);
     let (d, r1, r2) = (data.to_str().unwrap(), tmp.path().join("r1"), tmp.path().join("r2"));
     let base = ["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--epochs", "1"];
     let (_, err) = stderr_of(&[&base[..], &["--out", r1.to_str().unwrap()]].concat());
@@ -253,9 +251,7 @@ fn clusters_labels_and_the_model_follow_the_data_unless_given() {
 #[test]
 fn without_train_labels_training_is_unsupervised_with_k_from_the_test_labels() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 60, true);
+    let data = data_folder(tmp.path(), 60, true);
     std::fs::remove_file(data.join("train_y.npy")).unwrap();
     let run = tmp.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
@@ -269,9 +265,7 @@ fn without_train_labels_training_is_unsupervised_with_k_from_the_test_labels() {
 #[test]
 fn batches_larger_than_the_data_are_cut_with_a_note_and_quiet_runs_say_only_the_summary() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 40, false);
+    let data = data_folder(tmp.path(), 40, false);
     let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
     let mut args = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--epochs", "2"];
     args.extend(["--batch", "100", "--min-std", "0.1", "--out", run.to_str().unwrap()]);
@@ -322,9 +316,7 @@ fn uint8_data_far_below_255_and_constant_features_are_warned_about() {
 #[test]
 fn a_validation_split_beside_the_test_set_chooses_the_best_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 80, true);
+    let data = data_folder(tmp.path(), 80, true);
     let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
     let r = run.to_str().unwrap();
     let mut args = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--standardize"];
@@ -384,9 +376,7 @@ fn a_validation_split_beside_the_test_set_chooses_the_best_checkpoint() {
 #[test]
 fn patience_stops_n_evaluations_after_the_best() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data, 80, true);
+    let data = data_folder(tmp.path(), 80, true);
     let (d, run) = (data.to_str().unwrap(), tmp.path().join("run"));
     let r = run.to_str().unwrap();
     let mut args = vec!["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--standardize"];
