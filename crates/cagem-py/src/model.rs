@@ -8,6 +8,7 @@ use cagem::Cagem;
 use cagem::checkpoint::{self, CheckpointMeta};
 use cagem::eval::{EVAL_SEED, EvalOptions, class_probabilities, iw_per_example, posterior_means};
 use cagem::model::{ClusterChoice, NoiseStreams};
+use cagem_autodiff::Tensor;
 use cagem_cli::args::checkpoint_file;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -48,6 +49,16 @@ impl Model {
         let pool = self.pool.clone();
         let model = &mut self.model;
         pools::on_pool(py, &pool, move || f(model))
+    }
+
+    /// `f` on the examples handed over as X (checked as `--input F.npy` is), on the pool.
+    fn on_examples<R: Send>(
+        &mut self,
+        py: Python<'_>,
+        x: Incoming<'_>,
+        f: impl FnOnce(&mut Cagem<f32>, &Tensor<f32>) -> R + Send,
+    ) -> PyResult<R> {
+        self.run_on(py, |m| x.examples(m).map(|x| f(m, &x))).map_err(to_py)
     }
 }
 
@@ -99,13 +110,10 @@ impl Model {
             return Err(PyValueError::new_err("samples must be at least 1"));
         }
         let x = Incoming { name: "X", descr, shape, bytes: x };
-        let (p, q) = self
-            .run_on(py, |m| {
-                let x = x.examples(m)?;
-                let mut noise = NoiseStreams::new(EVAL_SEED);
-                Ok(class_probabilities(m, &x, samples, CHUNK_ROWS, &mut noise, &mut reporter(progress)))
-            })
-            .map_err(to_py)?;
+        let (p, q) = self.on_examples(py, x, |m, x| {
+            let mut noise = NoiseStreams::new(EVAL_SEED);
+            class_probabilities(m, x, samples, CHUNK_ROWS, &mut noise, &mut reporter(progress))
+        })?;
         Ok((f64_bytes(py, &p), f64_bytes(py, &q)))
     }
 
@@ -120,12 +128,7 @@ impl Model {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Bytes<'py>, Bytes<'py>)> {
         let x = Incoming { name: "X", descr, shape, bytes: x };
-        let (z1, z2) = self
-            .run_on(py, |m| {
-                let x = x.examples(m)?;
-                Ok(posterior_means(m, &x, &mut reporter(progress)))
-            })
-            .map_err(to_py)?;
+        let (z1, z2) = self.on_examples(py, x, |m, x| posterior_means(m, x, &mut reporter(progress)))?;
         Ok((f64_bytes(py, &z1), f64_bytes(py, &z2)))
     }
 
@@ -144,14 +147,11 @@ impl Model {
             return Err(PyValueError::new_err("k must be at least 1"));
         }
         let x = Incoming { name: "X", descr, shape, bytes: x };
-        let iw = self
-            .run_on(py, |m| {
-                let x = x.examples(m)?;
-                let opts = EvalOptions { k, chunk_rows: CHUNK_ROWS, ..EvalOptions::default() };
-                let mut noise = NoiseStreams::new(opts.seed);
-                Ok(iw_per_example(m, &x, &opts, &mut noise, &mut reporter(progress)))
-            })
-            .map_err(to_py)?;
+        let iw = self.on_examples(py, x, |m, x| {
+            let opts = EvalOptions { k, chunk_rows: CHUNK_ROWS, ..EvalOptions::default() };
+            let mut noise = NoiseStreams::new(opts.seed);
+            iw_per_example(m, x, &opts, &mut noise, &mut reporter(progress))
+        })?;
         Ok(f64_bytes(py, &iw.log_likelihood))
     }
 
@@ -195,18 +195,15 @@ impl Model {
     /// n × features float64, in the data's units.
     fn reconstruct<'py>(&mut self, py: Python<'py>, x: &[u8], descr: &str, shape: Vec<usize>) -> PyResult<Bytes<'py>> {
         let x = Incoming { name: "X", descr, shape, bytes: x };
-        let out = self
-            .run_on(py, |m| {
-                let x = x.examples(m)?;
-                let mut out = Vec::new();
-                for start in (0..x.rows()).step_by(CHUNK_ROWS) {
-                    let len = CHUNK_ROWS.min(x.rows() - start);
-                    let rows: Vec<usize> = (start..start + len).collect();
-                    out.extend(m.reconstruct(&cagem::eval::select_rows(&x, &rows)));
-                }
-                Ok(out)
-            })
-            .map_err(to_py)?;
+        let out = self.on_examples(py, x, |m, x| {
+            let mut out = Vec::new();
+            for start in (0..x.rows()).step_by(CHUNK_ROWS) {
+                let len = CHUNK_ROWS.min(x.rows() - start);
+                let rows: Vec<usize> = (start..start + len).collect();
+                out.extend(m.reconstruct(&cagem::eval::select_rows(x, &rows)));
+            }
+            out
+        })?;
         Ok(f64_bytes(py, &out))
     }
 }
