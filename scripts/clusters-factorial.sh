@@ -41,6 +41,7 @@ c0-bn-qy-weighted|--warmup 5 --labels 0 --deviation bn-qy-weighted
 c0-marginal-entropy-y-1|--warmup 5 --labels 0 --marginal-entropy-y 1
 c0-marginal-entropy-y-5|--warmup 5 --labels 0 --marginal-entropy-y 5
 c0-marginal-entropy-y-1-seed1|--warmup 5 --labels 0 --marginal-entropy-y 1 --seed 1
+c0-marginal-entropy-y-1+log-py-weight-3|--warmup 5 --labels 0 --marginal-entropy-y 1 --log-py-weight 3
 CELLS
 )
 if [ $# -gt 0 ]; then
