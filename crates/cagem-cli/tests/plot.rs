@@ -87,6 +87,14 @@ fn plot_draws_two_runs() {
     // Both runs' colours (tab10 blue and orange) are drawn.
     let has = |rgb: [u8; 3]| pixels.chunks(3).any(|p| p == rgb);
     assert!(has([31, 119, 180]) && has([255, 127, 14]), "a run's colour is missing");
+    // The CaGeM-100 MNIST run gets the authors' ADGM log beside its q(y|x) (bluish grey crosses;
+    // its first point, epoch 10, lies within the 40 epochs drawn); a CaGeM-0 run alone does not.
+    let authors_log = [120, 120, 136];
+    assert!(has(authors_log), "the ADGM log is not drawn beside the CaGeM-100 run");
+    let o = cagem(&["plot", "--run", rb, "--out", out]);
+    assert!(o.status.success(), "plot of the CaGeM-0 run failed: {}", stderr(&o));
+    let (_, _, pixels) = read_png(&png);
+    assert!(!pixels.chunks(3).any(|p| p == authors_log), "the ADGM log drawn beside a CaGeM-0 run");
 
     let o = cagem(&["plot", "--run", ra, "--out", out, "--width", "900", "--height", "700"]);
     assert!(o.status.success(), "plot --width failed: {}", stderr(&o));

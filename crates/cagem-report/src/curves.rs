@@ -81,6 +81,15 @@ impl RunCurves {
             _ => (None, None),
         }
     }
+
+    /// The authors' published q(y|x) error curve for this run's configuration (crate::paper's
+    /// ADGM log), empty where there is none.
+    pub fn authors_log_error_q(&self) -> &'static [(f64, f64)] {
+        match (&self.dataset, self.labels, self.clusters) {
+            (Some(d), Some(l), Some(k)) => crate::paper::authors_log_error_q(d, l, k),
+            _ => &[],
+        }
+    }
 }
 
 fn series_of(records: &[Record], key: &str) -> Vec<(f64, f64)> {
@@ -202,6 +211,8 @@ enum Marker {
     Ring,
     /// Filled triangles.
     Tri,
+    /// Crosses (the authors' published figures).
+    Cross,
 }
 
 struct SeriesSpec {
@@ -219,6 +230,13 @@ const fn train(key: &'static str, label: &'static str) -> SeriesSpec {
 
 const fn test(key: &'static str, label: &'static str, dashed: bool, marker: Marker) -> SeriesSpec {
     SeriesSpec { key, test: true, label, dashed, marker }
+}
+
+/// Published points drawn beside a panel's curves (grey crosses on a dotted line), in the unit of
+/// the series before the panel's scale.
+struct Reference {
+    label: &'static str,
+    points: fn(&RunCurves) -> &'static [(f64, f64)],
 }
 
 /// How a panel chooses its y range.
@@ -268,6 +286,7 @@ struct PanelSpec {
     log: bool,
     /// The paper's figure for a run, in the unit of the series (scaled like them).
     paper: fn(&RunCurves) -> Option<f64>,
+    reference: Option<Reference>,
     y_range: YRange,
     legend: Corner,
 }
@@ -285,6 +304,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: false,
             paper: |r| r.paper().0,
+            reference: None,
             y_range: YRange::Clipped,
             legend: Corner::LowerRight,
         },
@@ -298,6 +318,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 100.0,
             log: false,
             paper: |r| r.paper().1,
+            reference: Some(Reference { label: "authors' ADGM log, q(y|x)", points: RunCurves::authors_log_error_q }),
             y_range: YRange::Zero,
             legend: Corner::UpperRight,
         },
@@ -308,6 +329,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: false,
             paper: |_| None,
+            reference: None,
             y_range: YRange::Zero,
             legend: Corner::LowerRight,
         },
@@ -322,6 +344,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: false,
             paper: |_| None,
+            reference: None,
             y_range: YRange::Zero,
             legend: Corner::LowerRight,
         },
@@ -335,6 +358,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: false,
             paper: |_| None,
+            reference: None,
             y_range: YRange::Zero,
             legend: Corner::LowerRight,
         },
@@ -348,6 +372,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: false,
             paper: |_| None,
+            reference: None,
             y_range: YRange::Zero,
             legend: Corner::MiddleRight,
         },
@@ -358,6 +383,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: true,
             paper: |_| None,
+            reference: None,
             y_range: YRange::Data,
             legend: Corner::LowerLeft,
         },
@@ -368,6 +394,7 @@ fn panels() -> Vec<PanelSpec> {
             scale: 1.0,
             log: false,
             paper: |_| None,
+            reference: None,
             y_range: YRange::Zero,
             legend: Corner::LowerRight,
         },
@@ -378,6 +405,9 @@ const HEADER: u32 = 44;
 /// Height of each further line of the legend.
 const LEGEND_LINE: u32 = 28;
 const DARK: RGBColor = RGBColor(60, 60, 60);
+/// The colour of published reference points: a bluish grey, apart from the runs, the paper lines
+/// and anti-aliased text.
+const REFERENCE: RGBColor = RGBColor(120, 120, 136);
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::config(format!("drawing {}: {e}", path.display()))
@@ -405,6 +435,15 @@ pub fn draw(path: &Path, runs: &[RunCurves], size: (u32, u32)) -> Result<()> {
         .flat_map(|r| r.epochs.iter().chain(&r.evals))
         .filter_map(|rec| rec.get("epoch").copied())
         .fold(1.0f64, f64::max);
+    // A published point just past the runs' last epoch (the ADGM log's 210 beside a 200-epoch
+    // run) widens the axis to it; later ones are left out rather than squeezing the curves.
+    let max_epoch = specs
+        .iter()
+        .filter_map(|s| s.reference.as_ref())
+        .flat_map(|r| runs.iter().flat_map(|run| (r.points)(run)))
+        .map(|p| p.0)
+        .filter(|&e| e <= 1.1 * max_epoch)
+        .fold(max_epoch, f64::max);
 
     let mut buf = vec![0u8; (w as usize) * (h as usize) * 3];
     {
@@ -579,6 +618,7 @@ fn draw_glyph<'a>(area: &Area<'a>, (x, y): (i32, i32), e: &Entry) -> DrawResult<
             area.draw(&Circle::new(c, 5, e.color.stroke_width(2)))
         }
         Marker::Tri => area.draw(&TriangleMarker::new(c, 7, e.color.filled())),
+        Marker::Cross => area.draw(&Cross::new(c, 6, e.color.stroke_width(2))),
     }
 }
 
@@ -687,7 +727,21 @@ fn draw_panel<'a>(
             }
         }
     }
-    let paper_values: Vec<f64> = papers.iter().map(|p| p.0).collect();
+    // The published points within the epochs drawn, once however many runs share them.
+    let mut reference: Vec<(f64, f64)> = Vec::new();
+    if let Some(r) = &spec.reference {
+        for run in runs {
+            for &(e, v) in (r.points)(run) {
+                if let Some(v) = transform(spec, v).filter(|_| e <= max_epoch * 1.02) {
+                    if !reference.contains(&(e, v)) {
+                        reference.push((e, v));
+                    }
+                }
+            }
+        }
+        reference.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let paper_values: Vec<f64> = papers.iter().map(|p| p.0).chain(reference.iter().map(|p| p.1)).collect();
     let (lo, hi) = y_bounds(spec, &data, &paper_values);
 
     let mut chart = ChartBuilder::on(area)
@@ -740,8 +794,20 @@ fn draw_panel<'a>(
                 Marker::Tri => {
                     chart.draw_series(shown.map(|p| TriangleMarker::new(p, 7, c.filled())))?;
                 }
+                Marker::Cross => {
+                    chart.draw_series(shown.map(|p| Cross::new(p, 6, c.stroke_width(2))))?;
+                }
             }
         }
+    }
+    if !reference.is_empty() {
+        chart.draw_series(std::iter::once(DashedPathElement::new(
+            reference.clone(),
+            3,
+            4,
+            REFERENCE.stroke_width(1),
+        )))?;
+        chart.draw_series(reference.iter().map(|&p| Cross::new(p, 6, REFERENCE.stroke_width(2))))?;
     }
     // Pixels of the plotting area, for the paper labels and the legend.
     let plot_px = chart.plotting_area().strip_coord_spec();
@@ -791,6 +857,9 @@ fn draw_panel<'a>(
     if !papers.is_empty() {
         entries.push(Entry { label: "paper".into(), dashed: true, marker: Marker::Line, color: DARK });
     }
+    if let (Some(r), false) = (&spec.reference, reference.is_empty()) {
+        entries.push(Entry { label: r.label.into(), dashed: true, marker: Marker::Cross, color: REFERENCE });
+    }
     // Where the curves, markers and paper labels are, in pixels of the plotting area.
     let mut ink = Vec::new();
     let trace = |ink: &mut Vec<(i32, i32)>, points: &[(f64, f64)]| {
@@ -809,6 +878,7 @@ fn draw_panel<'a>(
     for &(v, _) in &papers {
         trace(&mut ink, &[(0.0, v), (max_epoch * 1.02, v)]);
     }
+    trace(&mut ink, &reference);
     for &(x0, y0, x1, y1) in &label_boxes {
         ink.extend((x0..=x1).step_by(4).flat_map(|x| (y0..=y1).step_by(4).map(move |y| (x, y))));
     }

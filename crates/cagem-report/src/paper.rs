@@ -103,6 +103,19 @@ pub fn reported_for(dataset: &str, labels: usize, clusters: usize) -> (Option<f6
     out
 }
 
+/// The q(y|x) test error in the first author's ADGM training log (MNIST, 100 labels, the 2015
+/// code whose inference network CaGeM's follows; another model and schedule: lr 3e-4, no
+/// warm-up), as (epoch, error). The paper gives no curve; this is the nearest the authors
+/// published, to judge a CaGeM-100 run's q(y|x) by its epoch rather than only at the end.
+pub const ADGM_LOG_ERROR_Q: [(f64, f64); 6] =
+    [(10.0, 0.173), (60.0, 0.133), (110.0, 0.056), (160.0, 0.028), (210.0, 0.018), (960.0, 0.0107)];
+
+/// The authors' log to stand beside a run's q(y|x) error: ADGM_LOG_ERROR_Q for MNIST with 100
+/// labels and 10 clusters (the setting of that log), nothing otherwise.
+pub fn authors_log_error_q(dataset: &str, labels: usize, clusters: usize) -> &'static [(f64, f64)] {
+    if dataset == "mnist" && labels == 100 && clusters == 10 { &ADGM_LOG_ERROR_Q } else { &[] }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +128,7 @@ mod tests {
         assert_eq!(reported_for("mnist", 100, 10), (Some(-79.38), Some(0.0116)));
         assert_eq!(reported_for("mnist", 0, 10), (Some(-81.60), None));
         assert_eq!(reported_for("mnist", 7, 10), (None, None));
+        assert_eq!(authors_log_error_q("mnist", 100, 10).len(), 6);
+        assert!(authors_log_error_q("mnist", 0, 10).is_empty() && authors_log_error_q("omniglot", 100, 10).is_empty());
     }
 }
