@@ -732,10 +732,10 @@ fn draw_panel<'a>(
     if let Some(r) = &spec.reference {
         for run in runs {
             for &(e, v) in (r.points)(run) {
-                if let Some(v) = transform(spec, v).filter(|_| e <= max_epoch * 1.02) {
-                    if !reference.contains(&(e, v)) {
-                        reference.push((e, v));
-                    }
+                if let Some(v) = transform(spec, v).filter(|_| e <= max_epoch * 1.02)
+                    && !reference.contains(&(e, v))
+                {
+                    reference.push((e, v));
                 }
             }
         }
