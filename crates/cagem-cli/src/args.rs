@@ -114,6 +114,12 @@ pub struct TrainArgs {
     /// the run and applied by every command; Gaussian likelihood only).
     #[arg(long)]
     pub standardize: bool,
+    /// Bernoulli likelihood: dynamic (every training batch a fresh binary draw, evaluation one
+    /// fixed draw; the paper's, and the default for mnist and omniglot) or none (the values in
+    /// [0, 1] are the cross-entropy's targets as they are). --dataset npy: none for grey data,
+    /// whose grey levels a draw would throw away (docs/own-data.md).
+    #[arg(long, value_name = "HOW", value_parser = ["dynamic", "none"])]
+    pub binarize: Option<String>,
     /// Hold out ⌈F·N⌉ training examples (chosen with --seed) as a validation split: the periodic
     /// evaluation (every max(1, epochs/50) epochs unless --eval-every), the best checkpoint
     /// (RUN/best.safetensors, by the validation error of q(y|x) where the split has labels, by
@@ -220,8 +226,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = ranges::non_negative)]
     pub log_py_weight: Option<f64>,
     /// A named RECIPE of deviations measured to work (saved with the run; options given beside it
-    /// win). chosen-branch = --log-py-weight 3: at reduced scale p(y|x) within 2 points of q(y|x)
-    /// with two seeds, for 0.2–0.3 nats (docs/runs/clusters). Off by default: the paper's text.
+    /// win; docs/runs/clusters). chosen-branch = --log-py-weight 3, for CaGeM-N: at reduced scale
+    /// p(y|x) within 2 points of q(y|x) with two seeds, for 0.2–0.3 nats. spread-clusters =
+    /// --marginal-entropy-y 1, for CaGeM-0: all 10 clusters used instead of 3, with two seeds and
+    /// on the full schedule. Off by default: the paper's text.
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Recipe::ALL.map(Recipe::name)))]
     pub recipe: Option<String>,
     /// Dimension of z1. --dataset npy: ⌈D/4⌉ within 2..64 for D features.

@@ -34,8 +34,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     {
         return Err(Error::config(format!("--n-test {n} must be between 1 and {}", data.n_test())));
     }
-    let dev_data =
-        DeviceData::<f32>::with_likelihood(&device, &data, model.cfg.likelihood, model.standardizer().as_ref());
+    let dev_data = DeviceData::<f32>::for_model(&device, &data, &model.cfg, model.standardizer().as_ref());
     // --spread: the images of `train --eval-every`, spread over the classes.
     let (test_x, test_labels) = match (a.n_test, a.spread) {
         (Some(n), true) => {

@@ -33,7 +33,7 @@ fn open(c: &OutputCommon) -> Result<(Cagem<f32>, CheckpointMeta, Examples)> {
     let (cfg, st) = (&model.cfg, model.standardizer());
     let examples = if let Some(path) = &c.input {
         let values = npy::examples_for_model(path, cfg.height, cfg.width, cfg.likelihood)?;
-        let x = eval_rows(&device, values, cfg.x_dim, cfg.likelihood, st.as_ref());
+        let x = eval_rows(&device, values, cfg.x_dim, cfg.binarizes(), st.as_ref());
         Examples { what: format!("{} ({} examples)", path.display(), x.rows()), x, labels: None }
     } else {
         let data = data_source::for_run(&meta.train, &meta.model, c.data.as_deref())?;
@@ -48,7 +48,7 @@ fn open(c: &OutputCommon) -> Result<(Cagem<f32>, CheckpointMeta, Examples)> {
         if c.split == "test" && data.n_test() == 0 {
             return Err(data_source::no_test_set(&data));
         }
-        let dd = DeviceData::<f32>::with_likelihood(&device, &data, cfg.likelihood, st.as_ref());
+        let dd = DeviceData::<f32>::for_model(&device, &data, cfg, st.as_ref());
         let has_labels = data.n_classes > 0;
         let (x, labels) = match c.split.as_str() {
             "train" => (dd.train_eval(), data.train_labels),

@@ -32,7 +32,7 @@ fn load_data(meta: &checkpoint::CheckpointMeta) -> Result<Dataset> {
 /// The first `n` test examples as the model sees them.
 fn test_rows(model: &Cagem<f32>, data: &Dataset, n: usize) -> DeviceData<f32> {
     let st = model.standardizer();
-    DeviceData::<f32>::with_likelihood(&model.device(), &data.truncated(2, n), model.cfg.likelihood, st.as_ref())
+    DeviceData::<f32>::for_model(&model.device(), &data.truncated(2, n), &model.cfg, st.as_ref())
 }
 
 fn check_zoom(z: usize) -> Result<()> {

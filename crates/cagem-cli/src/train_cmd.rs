@@ -67,6 +67,8 @@ pub fn train(a: TrainArgs, ui: &mut dyn TrainUi) -> Result<PathBuf> {
         _ => None,
     };
     let (mut model_cfg, mut cfg) = requested(&a, saved.as_ref());
+    // Options that contradict each other are refused before the data are read (and warned about).
+    model_cfg.validate()?;
     cfg.precision =
         cagem::precision::resolve(a.precision.as_deref(), saved.as_ref().map(|m| m.train.precision), &device)?;
     if cfg.dataset == "npy"
@@ -155,12 +157,10 @@ pub fn train(a: TrainArgs, ui: &mut dyn TrainUi) -> Result<PathBuf> {
     }
     say!("run folder: {}", out.display());
     ui.stop_with(run.stop.clone());
-    let dev_data =
-        DeviceData::<f32>::with_likelihood(&device, &data, model_cfg.likelihood, run.model.standardizer().as_ref());
+    let dev_data = DeviceData::<f32>::for_model(&device, &data, &model_cfg, run.model.standardizer().as_ref());
     if let Some(v) = &valid {
         // The validation split beside the test set: the periodic evaluation runs on it.
-        let dv =
-            DeviceData::<f32>::with_likelihood(&device, v, model_cfg.likelihood, run.model.standardizer().as_ref());
+        let dv = DeviceData::<f32>::for_model(&device, v, &model_cfg, run.model.standardizer().as_ref());
         run.valid = Some(ValidSet { x: dv.test, labels: v.test_labels.clone() });
         say!("validation: {} held-out examples (periodic evaluation, best checkpoint, --patience)", v.n_test());
     }
@@ -245,6 +245,7 @@ fn requested(a: &TrainArgs, saved: Option<&CheckpointMeta>) -> (ModelConfig, Tra
         m.p_hidden => "p_hidden" = a.p_hidden,
         m.likelihood => "likelihood" = if a.likelihood == "gaussian" { Likelihood::Gaussian } else { Likelihood::Bernoulli },
         m.standardize => "standardize" = a.standardize,
+        m.binarize => "binarize" = a.binarize.as_deref() != Some("none"),
         m.min_std => "min_std" = a.min_std,
     }
     if fresh || a.was_given("deviation") {

@@ -331,6 +331,18 @@ fn a_recipe_fills_in_its_deviations_is_saved_and_kept_and_yields_to_explicit_opt
         &["different configuration", "recipe"],
     );
     fails_with(&["train", "--recipe", "better-results"], &["better-results"]);
+    // The CaGeM-0 recipe fills in its own deviation only.
+    let spread = tmp.path().join("spread");
+    let o = cagem(&train_args(
+        d,
+        spread.to_str().unwrap(),
+        &["--n-train", "60", "--labels", "0", "--recipe", "spread-clusters"],
+    ));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).1.contains("(recipe spread-clusters): marginal-entropy-y 1"), "{:?}", text(&o));
+    let t = &cfg(&spread)["train"];
+    assert_eq!((t["recipe"].as_str(), t["marginal_entropy_y"].as_f64()), (Some("spread-clusters"), Some(1.0)));
+    assert!(t["log_py_weight"].is_null(), "{t}");
 }
 
 fn spawn_cagem(args: &[&str]) -> std::process::Child {

@@ -396,3 +396,49 @@ fn patience_stops_n_evaluations_after_the_best() {
     }
     assert!(recs.len() as u64 == done, "one metrics line per epoch");
 }
+
+#[test]
+fn grey_data_are_taken_as_they_are_and_binary_data_binarised_unless_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // 40 grey 2×3 images (a third of the values strictly between 0 and 1) with a test set.
+    let x: Vec<f32> = (0..40 * 6).map(|i| [0.0, 1.0, 0.5][(i + i / 6) % 3]).collect();
+    save(&data.join("train_x.npy"), &[40, 2, 3], &x);
+    save(&data.join("test_x.npy"), &[10, 2, 3], &x[..60]);
+    let d = data.to_str().unwrap();
+    let run = |name: &str, extra: &[&str]| -> (std::path::PathBuf, String) {
+        let r = tmp.path().join(name);
+        let mut args = vec!["train", "--dataset", "npy", "--data", d, "--epochs", "1", "--out", r.to_str().unwrap()];
+        args.extend(extra);
+        let (_, err) = stderr_of(&args);
+        (r, err)
+    };
+    let (grey, err) = run("grey", &[]);
+    assert!(err.contains("train_x.npy is grey (33.3 % of its values within [0.1, 0.9])"), "{err}");
+    assert!(err.contains("--binarize dynamic"), "{err}");
+    assert_eq!(config_of(&grey)["model"]["binarize"], false);
+    // Every command on the run sees the grey values as the model was trained on them.
+    let score = tmp.path().join("s.npz");
+    ok(&["score", "--run", grey.to_str().unwrap(), "--k", "3", "--out", score.to_str().unwrap(), "--quiet"]);
+    assert!(npz_array::<f64>(&score, "log_likelihood").1.iter().all(|v| v.is_finite()));
+
+    // Asked for: binarised as for MNIST (the key is written only when off, as in older runs).
+    let (asked, err) = run("asked", &["--binarize", "dynamic"]);
+    assert!(!err.contains("is grey"), "{err}");
+    assert!(config_of(&asked)["model"].get("binarize").is_none());
+    // Nearly black-and-white data (as MNIST's strokes): the paper's way stays and nothing is said.
+    let binary: Vec<f32> = x.iter().map(|&v| if v > 0.5 { 0.95 } else { 0.0 }).collect();
+    save(&data.join("train_x.npy"), &[40, 2, 3], &binary);
+    let (bin, err) = run("binary", &[]);
+    assert!(!err.contains("is grey"), "{err}");
+    assert!(config_of(&bin)["model"].get("binarize").is_none());
+    // The option is the model's: a Gaussian likelihood never binarises.
+    fails_with(
+        &["train", "--dataset", "npy", "--data", d, "--likelihood", "gaussian", "--binarize", "none", "--epochs", "1"],
+        &["--binarize none needs --likelihood bernoulli"],
+    );
+    let o = cagem(&["train", "--binarize", "sometimes"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("[possible values: dynamic, none]"), "{err}");
+}

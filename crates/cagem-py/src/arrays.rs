@@ -24,7 +24,7 @@ impl Incoming<'_> {
         let arr = NpyArray::from_le_bytes(self.name, self.descr, self.shape.clone(), self.bytes)?;
         let values = cagem::data::npy::examples_from_array(arr, cfg.height, cfg.width, cfg.likelihood)?;
         let st = model.standardizer();
-        Ok(cagem::data::eval_rows(&model.device(), values, cfg.x_dim, cfg.likelihood, st.as_ref()))
+        Ok(cagem::data::eval_rows(&model.device(), values, cfg.x_dim, cfg.binarizes(), st.as_ref()))
     }
 }
 

@@ -116,6 +116,17 @@ def test_images_in_uint8_and_their_shape(tmp_path):
     assert model.transform(X.reshape(120, 20)).shape == (120, 2)  # N×D with D = H·W is accepted
 
 
+def test_grey_images_are_taken_as_they_are_unless_binarize_is_asked_for():
+    rng = np.random.default_rng(0)
+    X = (rng.random((120, 5, 4)) * 255).astype(np.uint8)  # 80 % of the values within [0.1, 0.9]
+    grey = cagem.CaGeM(epochs=1, warmup=1, **SMALL).fit(X)
+    assert grey.config_["model"]["binarize"] is False
+    binarised = cagem.CaGeM(epochs=1, warmup=1, binarize="dynamic", **SMALL).fit(X)
+    assert "binarize" not in binarised.config_["model"]  # the paper's way, written as in older runs
+    with pytest.raises(ValueError, match="invalid value 'sometimes' for '--binarize"):
+        cagem.CaGeM(epochs=1, binarize="sometimes", **SMALL).fit(X)
+
+
 def test_same_seed_same_checkpoint_bytes_as_the_cli(tmp_path):
     X, y = blobs(300)
     run = tmp_path / "py"

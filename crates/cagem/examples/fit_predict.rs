@@ -83,7 +83,7 @@ fn main() -> cagem::Result<()> {
     let device = Device::Cpu;
     let mut run = open_run::<f32>(&dir, &model, &schedule, &data, &device, false)?;
     let standardizer = run.model.standardizer();
-    let on_device = DeviceData::with_likelihood(&device, &data, Likelihood::Gaussian, standardizer.as_ref());
+    let on_device = DeviceData::for_model(&device, &data, &model, standardizer.as_ref());
     run.train(&data, &on_device, &mut Quiet)?;
 
     // Both classifiers on the held-out examples; p(y|x) from 16 samples of z1 and z2 per example.

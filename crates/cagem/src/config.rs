@@ -41,10 +41,21 @@ pub struct ModelConfig {
     /// and the Bernoulli likelihood).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_std: Option<f64>,
+    /// Bernoulli likelihood: whether the data are binarised (a fresh draw in every training
+    /// batch, one fixed draw for evaluation; the paper's MNIST and OMNIGLOT), or, when false,
+    /// their values in [0, 1] are the cross-entropy's targets as they are (grey data of your own,
+    /// where a draw would throw away what the grey levels say). Absent in older checkpoints:
+    /// true, and written only when false, so that they keep their bytes.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub binarize: bool,
 }
 
 fn default_true() -> bool {
     true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The observation model p(x|y,z1) (section 2 of the paper names both).
@@ -84,11 +95,17 @@ impl Default for ModelConfig {
             standardize: false,
             skip_x_to_z2: true,
             min_std: None,
+            binarize: true,
         }
     }
 }
 
 impl ModelConfig {
+    /// Whether the data are binarised before the model sees them: Bernoulli with `binarize`.
+    pub fn binarizes(&self) -> bool {
+        self.likelihood == Likelihood::Bernoulli && self.binarize
+    }
+
     /// Checks that every size is usable (also for configurations read back from a checkpoint).
     pub fn validate(&self) -> crate::Result<()> {
         let sizes = [
@@ -133,6 +150,11 @@ impl ModelConfig {
             && !(s > 0.0 && s.is_finite() && (2.0 * s.ln()) > cagem_kernels::gaussian::LOGVAR_MIN + 1.0)
         {
             return Err(crate::Error::config(format!("--min-std {s} must be at least 1e-6")));
+        }
+        if !self.binarize && self.likelihood != Likelihood::Bernoulli {
+            return Err(crate::Error::config(
+                "--binarize none needs --likelihood bernoulli (a Gaussian likelihood never binarises)",
+            ));
         }
         if self.standardize && self.likelihood != Likelihood::Gaussian {
             return Err(crate::Error::config(
@@ -314,6 +336,9 @@ impl TrainConfig {
     pub fn apply_recipe(&mut self, recipe: Recipe) {
         if self.log_py_weight.is_none() {
             self.log_py_weight = recipe.log_py_weight();
+        }
+        if self.marginal_entropy_y.is_none() {
+            self.marginal_entropy_y = recipe.marginal_entropy_y();
         }
         self.recipe = Some(recipe);
     }

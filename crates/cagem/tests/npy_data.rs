@@ -243,3 +243,50 @@ fn arrays_in_memory_are_checked_as_files_are() {
     assert!(err("<f4", vec![1, 2], &nan, 1, 2).contains("is not finite"));
     assert!(err("|u1", vec![usize::MAX, 2], &[0, 1], 1, 2).contains("bytes"));
 }
+
+#[test]
+fn a_model_that_does_not_binarise_sees_the_grey_values_everywhere() {
+    use cagem::ModelConfig;
+    use cagem::data::DeviceData;
+    use cagem_autodiff::{Device, RngStream};
+    let d = folder();
+    let data = from_dir(d.path(), Likelihood::Bernoulli).unwrap();
+    let grey = ModelConfig { x_dim: 6, height: 2, width: 3, binarize: false, ..ModelConfig::default() };
+    let binary = ModelConfig { binarize: true, ..grey.clone() };
+    assert!(!grey.binarizes() && binary.binarizes());
+    let train = data.train_features::<f32>();
+    let rows = [4u32, 0, 11];
+    let picked: Vec<f32> = rows.iter().flat_map(|&r| train[r as usize * 6..(r as usize + 1) * 6].to_vec()).collect();
+
+    let dd = DeviceData::<f32>::for_model(&Device::Cpu, &data, &grey, None);
+    assert_eq!(dd.train_batch(&rows, RngStream::new(3, 0)).to_vec(), picked, "a training batch");
+    assert_eq!(dd.train_eval().to_vec(), train, "the training split as evaluated");
+    assert_eq!(dd.test_batch(0, 4).to_vec(), data.test_features::<f32>(), "the test set");
+
+    // The paper's way: binary draws, the same ones for a stream, and not the grey values.
+    let dd = DeviceData::<f32>::for_model(&Device::Cpu, &data, &binary, None);
+    let drawn = dd.train_batch(&rows, RngStream::new(3, 0)).to_vec();
+    assert!(drawn.iter().all(|&v| v == 0.0 || v == 1.0) && drawn != picked, "{drawn:?}");
+    assert_eq!(dd.train_batch(&rows, RngStream::new(3, 0)).to_vec(), drawn);
+    assert!(dd.test_batch(0, 4).to_vec().iter().all(|&v| v == 0.0 || v == 1.0));
+}
+
+#[test]
+fn binarize_is_saved_only_when_off_and_only_with_a_bernoulli_likelihood() {
+    use cagem::ModelConfig;
+    let on = serde_json::to_value(ModelConfig::default()).unwrap();
+    assert!(on.get("binarize").is_none(), "the default keeps older checkpoints' bytes: {on}");
+    let off = serde_json::to_value(ModelConfig { binarize: false, ..ModelConfig::default() }).unwrap();
+    assert_eq!(off["binarize"], false);
+    let back: ModelConfig = serde_json::from_value(off).unwrap();
+    assert!(!back.binarize);
+    let old: ModelConfig = serde_json::from_value(on).unwrap();
+    assert!(old.binarize, "a checkpoint without the key binarises, as it was trained");
+    let gaussian = ModelConfig { binarize: false, likelihood: Likelihood::Gaussian, ..ModelConfig::default() };
+    let e = gaussian.validate().unwrap_err().to_string();
+    assert!(e.contains("--binarize none") && e.contains("bernoulli"), "{e}");
+    assert!(
+        !gaussian.binarizes()
+            && !ModelConfig { likelihood: Likelihood::Gaussian, ..ModelConfig::default() }.binarizes()
+    );
+}

@@ -77,7 +77,7 @@ fn q_y_recovers_well_separated_gaussian_clusters() {
     let mut run = open_run::<f32>(dir.path(), &model_cfg, &cfg, &data, &dev, false).expect("open run");
     assert_eq!(run.state.labelled.len(), 2 * C, "the labelled set is exactly the labelled examples");
     let st = run.model.standardizer().expect("standardised");
-    let dd = DeviceData::with_likelihood(&dev, &data, Likelihood::Gaussian, Some(&st));
+    let dd = DeviceData::for_model(&dev, &data, &model_cfg, Some(&st));
     run.train(&data, &dd, &mut Quiet).expect("train");
 
     let mut noise = NoiseStreams::new(EVAL_SEED);

@@ -66,6 +66,7 @@ _OPTIONS = {
     "p_hidden": "--p-hidden",
     "likelihood": "--likelihood",
     "standardize": "--standardize",
+    "binarize": "--binarize",
     "min_std": "--min-std",
     "labels": "--labels",
     "epochs": "--epochs",
@@ -117,10 +118,14 @@ class CaGeM(_Base):
     q_hidden, p_hidden : (int, int) or None
         Widths of the two hidden layers of the inference and generative networks.
     likelihood : {"bernoulli", "gaussian"}
-        p(x|y,z1): Bernoulli (values in [0, 1], dynamically binarised; uint8 is scaled by 1/255)
-        or Gaussian (real-valued data, learned diagonal variance).
+        p(x|y,z1): Bernoulli (values in [0, 1]; uint8 is scaled by 1/255) or Gaussian
+        (real-valued data, learned diagonal variance).
     standardize : bool
         Standardise each feature to zero mean and unit variance (Gaussian likelihood).
+    binarize : {"dynamic", "none"} or None
+        Bernoulli likelihood: a fresh binary draw of every training batch (the paper's MNIST
+        protocol) or the values in [0, 1] as they are (None: "none" for grey data, whose grey
+        levels a draw would throw away; binary data are the same either way).
     min_std : float or None
         Floor on the standard deviation of p(x|y,z1) (None: derived from the data).
     labels : int or None
@@ -141,7 +146,8 @@ class CaGeM(_Base):
         Early stopping after this many evaluations without improvement; evaluate every this many
         epochs; importance samples of those evaluations.
     recipe : str or None
-        A named set of deviations from the paper (``cagem train --help``); off by default.
+        A named set of deviations from the paper (``cagem train --help``): "chosen-branch" for
+        CaGeM-N, "spread-clusters" for CaGeM-0; off by default.
     deviations : sequence of str
         Deviations from the paper's model or objective, by name; none by default.
     log_py_weight : float or None
@@ -185,6 +191,7 @@ class CaGeM(_Base):
         p_hidden: Optional[Tuple[int, int]] = None,
         likelihood: str = "bernoulli",
         standardize: bool = False,
+        binarize: Optional[str] = None,
         min_std: Optional[float] = None,
         labels: Optional[int] = None,
         epochs: Optional[int] = None,
@@ -216,6 +223,7 @@ class CaGeM(_Base):
         self.p_hidden = p_hidden
         self.likelihood = likelihood
         self.standardize = standardize
+        self.binarize = binarize
         self.min_std = min_std
         self.labels = labels
         self.epochs = epochs
