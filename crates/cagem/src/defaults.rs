@@ -1,9 +1,9 @@
 //! The defaults of a fresh run that follow the data instead of the paper's MNIST: for NumPy
 //! data the number of clusters (the classes of the labels), the labelled count, the model's size
 //! and schedule (`cagem::sizing`) and whether a Bernoulli likelihood binarises; for any data the
-//! batch (at most the training set) and the σ
-//! floor of a Gaussian likelihood (`cagem::data::diagnose`). An option given on the command line
-//! always wins. The paper's data sets keep the paper's configuration.
+//! batch (at most the training set) and the σ floor of a Gaussian likelihood
+//! (`cagem::data::diagnose`). An option given on the command line always wins. The paper's data
+//! sets keep the paper's configuration.
 
 use crate::config::{Likelihood, ModelConfig, TrainConfig};
 use crate::data::diagnose::{self, Findings};
