@@ -42,6 +42,7 @@ c0-marginal-entropy-y-1|--warmup 5 --labels 0 --marginal-entropy-y 1
 c0-marginal-entropy-y-5|--warmup 5 --labels 0 --marginal-entropy-y 5
 c0-marginal-entropy-y-1-seed1|--warmup 5 --labels 0 --marginal-entropy-y 1 --seed 1
 c0-marginal-entropy-y-1+log-py-weight-3|--warmup 5 --labels 0 --marginal-entropy-y 1 --log-py-weight 3
+c0-marginal-entropy-y-1+log-py-weight-3-seed1|--warmup 5 --labels 0 --marginal-entropy-y 1 --log-py-weight 3 --seed 1
 CELLS
 )
 if [ $# -gt 0 ]; then
