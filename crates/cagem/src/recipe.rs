@@ -36,14 +36,6 @@ impl Recipe {
         Recipe::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    /// The deviations it stands for, as options.
-    pub fn options(self) -> &'static str {
-        match self {
-            Recipe::ChosenBranch => "--log-py-weight 3",
-            Recipe::SpreadClusters => "--marginal-entropy-y 1",
-        }
-    }
-
     /// Its `--log-py-weight` (None: the recipe leaves it off). `TrainConfig::apply_recipe` fills
     /// it in.
     pub fn log_py_weight(self) -> Option<f64> {
