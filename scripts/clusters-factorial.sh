@@ -27,6 +27,8 @@ c100-log-py-weight-10-seed1|--warmup 5 --log-py-weight 10 --seed 1
 c100-log-py-weight-3+clip|--warmup 5 --log-py-weight 3 --clip-norm 5 --clip-value 1
 c100-log-py-weight-3+bn-qy|--warmup 5 --log-py-weight 3 --deviation bn-qy-weighted
 c100-log-py-weight-3+floor-0.3|--warmup 5 --log-py-weight 3 --routing-floor 0.3
+c100-log-py-weight-3+qy-held|--warmup 5 --log-py-weight 3 --deviation log-py-qy-held
+c100-log-py-weight-3+qy-held-seed1|--warmup 5 --log-py-weight 3 --deviation log-py-qy-held --seed 1
 c0-log-py-weight-3|--warmup 5 --labels 0 --log-py-weight 3
 c100-kl-gauss|--warmup 5 --deviation kl-warmup-gaussian-only
 c100-hp-grad-all|--warmup 5 --deviation hp-grad-all

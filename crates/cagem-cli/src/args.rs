@@ -197,7 +197,9 @@ pub struct TrainArgs {
     /// authors' SDGM/ADGM code). routing-warmup: while T < 1, log p(y′|z2_y′) weights its
     /// branches by (1 − T)/K + T·q(y′|z1,x), so every branch pays z2 for carrying the y′ it is
     /// given (the paper's F again at T = 1). hp-grad-all: H_p's gradient reaches q(z1|x) and
-    /// q(z2|·) too.
+    /// q(z2|·) too. log-py-qy-held: what --log-py-weight, --routing-floor or routing-warmup add
+    /// to log p(y′|z2_y′) weights the branches by q(y′|z1,x) held constant, so it trains z2 and
+    /// p(y|z2) but not q(y|z1,x).
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Deviation::ALL.map(Deviation::name)))]
     pub deviation: Vec<String>,
     /// DEVIATION: clip every gradient element to ±V after --clip-norm (the authors' code:

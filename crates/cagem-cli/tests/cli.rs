@@ -299,6 +299,8 @@ fn deviations_are_named_saved_and_kept_on_resume() {
         &["different configuration", "deviations"],
     );
     fails_with(&["train", "--deviation", "better-results"], &["better-results"]);
+    // Holding q's weights in a reweighting that is not there is refused before any data is read.
+    fails_with(&["train", "--deviation", "log-py-qy-held"], &["log-py-qy-held", "--log-py-weight"]);
 }
 
 #[test]

@@ -78,6 +78,7 @@ const OPTIONS: &[(&str, &[&str], &[&str])] = &[
             "--routing-floor",
             "--free-bits-y",
             "--marginal-entropy-y",
+            "--log-py-weight",
             "--max-skips",
             "--beta",
             "--z1",

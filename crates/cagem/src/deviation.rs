@@ -40,10 +40,16 @@ pub enum Deviation {
     /// well as θ_y and φ_y (the authors' single gradient of the whole objective); H_q keeps
     /// appendix B's rule.
     HpGradAll,
+    /// The extra share of the reweighted term log p(y′|z2_y′) (what `--log-py-weight`,
+    /// `--routing-floor` or routing-warmup add to or take from the paper's F) weights its
+    /// branches by q(y′|z1,x) held constant: it trains z2 and p(y|z2), and q(y|z1,x) keeps the
+    /// paper's gradient (q(z1|x) loses the part that reached it through q's weights). Without it the extra (W − 1)·Σ q log p(y′|z2_y′) also pays q for
+    /// putting its mass where p(y|z2) already agrees. Needs one of those three to act.
+    LogPyQyHeld,
 }
 
 impl Deviation {
-    pub const ALL: [Deviation; 8] = [
+    pub const ALL: [Deviation; 9] = [
         Deviation::KlWarmupGaussianOnly,
         Deviation::HpGradToZ2,
         Deviation::HpTrueLabelZ2,
@@ -52,6 +58,7 @@ impl Deviation {
         Deviation::LabelledElbo,
         Deviation::RoutingWarmup,
         Deviation::HpGradAll,
+        Deviation::LogPyQyHeld,
     ];
 
     /// The name used on the command line and in config.json.
@@ -65,6 +72,7 @@ impl Deviation {
             Deviation::LabelledElbo => "labelled-elbo",
             Deviation::RoutingWarmup => "routing-warmup",
             Deviation::HpGradAll => "hp-grad-all",
+            Deviation::LogPyQyHeld => "log-py-qy-held",
         }
     }
 
@@ -89,6 +97,8 @@ pub struct ObjectiveDeviations {
     pub labelled_elbo: bool,
     pub hp_grad_all: bool,
     pub routing_warmup: bool,
+    /// log-py-qy-held: the reweighting's extra share of log p(y′|z2_y′) holds q's weights constant.
+    pub log_py_qy_held: bool,
     /// ε of `--routing-floor`: the uniform share of log p(y′|z2_y′)'s branch weights never falls
     /// below it (not a bound on log p(x) while ε > 0).
     pub routing_floor: Option<f64>,
@@ -114,6 +124,7 @@ impl ObjectiveDeviations {
             labelled_elbo: list.contains(&Deviation::LabelledElbo),
             hp_grad_all: list.contains(&Deviation::HpGradAll),
             routing_warmup: list.contains(&Deviation::RoutingWarmup),
+            log_py_qy_held: list.contains(&Deviation::LogPyQyHeld),
             routing_floor: None,
             free_bits_y: None,
             marginal_entropy_y: None,

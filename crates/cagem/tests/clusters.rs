@@ -130,6 +130,49 @@ fn deviations_off_are_the_paper_bit_for_bit() {
     let at_one = run(&mut model, &b, weights(1.0, d));
     assert_eq!(at_one, run(&mut model, &b, weights(1.0, ObjectiveDeviations { routing_warmup: true, ..d })));
     assert_eq!(paper, run(&mut model, &b, weights(0.6, ObjectiveDeviations { log_py_weight: Some(1.0), ..d })));
+    // log-py-qy-held has nothing to hold without a reweighting.
+    assert_eq!(paper, run(&mut model, &b, weights(0.6, ObjectiveDeviations { log_py_qy_held: true, ..d })));
+}
+
+#[test]
+fn log_py_qy_held_keeps_the_values_and_gives_q_the_papers_gradient() {
+    let b = batch();
+    let mut model = Cagem::<f64>::new(tiny_config(), 4, &Device::Cpu);
+    let d = ObjectiveDeviations::default();
+    let close = |a: &[f64], p: &[f64], what: &str| {
+        assert_eq!(a.len(), p.len(), "{what}");
+        for (a, p) in a.iter().zip(p) {
+            assert!((a - p).abs() <= 1e-12 * (1.0 + p.abs()), "{what}: {a} vs {p}");
+        }
+    };
+    for reweighting in [
+        ObjectiveDeviations { log_py_weight: Some(3.0), ..d },
+        // W·(1 − u) − 1 = 0.5 of the q-weighted sum beside the uniform share (u = 0.5).
+        ObjectiveDeviations { log_py_weight: Some(3.0), routing_floor: Some(0.5), ..d },
+    ] {
+        let paper = run(&mut model, &b, weights(0.6, d));
+        let free = run(&mut model, &b, weights(0.6, reweighting));
+        let held = run(&mut model, &b, weights(0.6, ObjectiveDeviations { log_py_qy_held: true, ..reweighting }));
+        // Holding the weights changes no value, only where the gradient goes.
+        assert_eq!(held.0, free.0);
+        assert!(moved(&model, &free, &held).iter().any(|n| n.starts_with("q_y")), "nothing held");
+        for id in model.store.ids() {
+            let name = &model.store.entry(id).name;
+            let get = |o: &Outcome| o.1[id.0].clone().unwrap_or_default();
+            if name.starts_with("q_y") {
+                // q(y|z1,x) is where the weights come from: its gradient is the paper's.
+                close(&get(&held), &get(&paper), name);
+            } else if name.starts_with("q_z1") && model.store.entry(id).trainable {
+                // z1 reaches the loss through q(y|z1,x) as well as through z2: only the first
+                // path is held, so q(z1|x)'s gradient is neither the paper's nor the free one's.
+                assert_ne!(get(&held), get(&free), "{name}");
+            } else {
+                // Every other network gets the reweighted objective's gradient (checked against
+                // finite differences in new_deviations_match_finite_differences).
+                close(&get(&held), &get(&free), name);
+            }
+        }
+    }
 }
 
 #[test]

@@ -423,7 +423,10 @@ impl<T: Real> Cagem<T> {
             let lp = g.reshape(log_py, k, b);
             let uniform = g.fold_rows(lp, 1);
             let uniform = g.scale(uniform, T::from_f64(1.0 / k as f64));
-            let weighted = g.mul(qy_t, lp);
+            // log-py-qy-held: the weights as constants, so the reweighting's extra share sends
+            // no gradient into q(y|z1,x).
+            let weights = if deviations.log_py_qy_held { g.detach(qy_t) } else { qy_t };
+            let weighted = g.mul(weights, lp);
             let weighted = g.fold_rows(weighted, 1);
             LogPySums { uniform, weighted }
         });

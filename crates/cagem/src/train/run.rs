@@ -344,6 +344,13 @@ pub fn validate(model: &ModelConfig, cfg: &TrainConfig, data: &Dataset) -> Resul
             return Err(Error::config(format!("{flag} {v} must be {range}")));
         }
     }
+    let d = cfg.objective_deviations();
+    if d.log_py_qy_held && !d.reweights_log_py() {
+        return Err(Error::config(
+            "--deviation log-py-qy-held holds q's weights in the reweighted log p(y|z2) term: it needs \
+             --log-py-weight W, --routing-floor EPS or --deviation routing-warmup beside it",
+        ));
+    }
     if cfg.max_skips == 0 {
         return Err(Error::config("--max-skips must be at least 1"));
     }
