@@ -43,8 +43,9 @@ pub enum Deviation {
     /// The extra share of the reweighted term log p(y′|z2_y′) (what `--log-py-weight`,
     /// `--routing-floor` or routing-warmup add to or take from the paper's F) weights its
     /// branches by q(y′|z1,x) held constant: it trains z2 and p(y|z2), and q(y|z1,x) keeps the
-    /// paper's gradient (q(z1|x) loses the part that reached it through q's weights). Without it the extra (W − 1)·Σ q log p(y′|z2_y′) also pays q for
-    /// putting its mass where p(y|z2) already agrees. Needs one of those three to act.
+    /// paper's gradient (q(z1|x) loses the part that reached it through q's weights). Without
+    /// it the extra (W − 1)·Σ q log p(y′|z2_y′) also pays q for putting its mass where p(y|z2)
+    /// already agrees. Needs one of those three to act.
     LogPyQyHeld,
 }
 
