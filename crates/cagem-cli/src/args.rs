@@ -231,7 +231,9 @@ pub struct TrainArgs {
     /// win; docs/runs/clusters). chosen-branch = --log-py-weight 3, for CaGeM-N: at reduced scale
     /// p(y|x) within 2 points of q(y|x) with two seeds, for 0.2–0.3 nats. spread-clusters =
     /// --marginal-entropy-y 1, for CaGeM-0: all 10 clusters used instead of 3, with two seeds and
-    /// on the full schedule. Off by default: the paper's text.
+    /// on the full schedule. chosen-branch-held = chosen-branch with --deviation log-py-qy-held:
+    /// on the full schedule q(y|x) 2–3 points better than chosen-branch's, p(y|x) within 2 points
+    /// of it. Off by default: the paper's text.
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Recipe::ALL.map(Recipe::name)))]
     pub recipe: Option<String>,
     /// Dimension of z1. --dataset npy: ⌈D/4⌉ within 2..64 for D features.

@@ -345,6 +345,16 @@ fn a_recipe_fills_in_its_deviations_is_saved_and_kept_and_yields_to_explicit_opt
     let t = &cfg(&spread)["train"];
     assert_eq!((t["recipe"].as_str(), t["marginal_entropy_y"].as_f64()), (Some("spread-clusters"), Some(1.0)));
     assert!(t["log_py_weight"].is_null(), "{t}");
+    // A recipe with a named deviation adds it to the run's list, and a resume keeps it.
+    let held = tmp.path().join("held");
+    let h = held.to_str().unwrap();
+    let o = cagem(&train_args(d, h, &["--n-train", "60", "--recipe", "chosen-branch-held"]));
+    assert!(o.status.success(), "{:?}", text(&o));
+    let said = "(recipe chosen-branch-held): log-py-qy-held, log-py-weight 3";
+    assert!(text(&o).1.contains(said), "{:?}", text(&o));
+    assert_eq!(cfg(&held)["train"]["deviations"], serde_json::json!(["log-py-qy-held"]));
+    let o = cagem(&["train", "--out", h, "--resume", "--epochs", "2"]);
+    assert!(o.status.success() && text(&o).1.contains(said), "{:?}", text(&o));
 }
 
 fn spawn_cagem(args: &[&str]) -> std::process::Child {

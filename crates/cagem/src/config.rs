@@ -340,6 +340,12 @@ impl TrainConfig {
         if self.marginal_entropy_y.is_none() {
             self.marginal_entropy_y = recipe.marginal_entropy_y();
         }
+        for &d in recipe.deviations() {
+            if !self.deviations.contains(&d) {
+                self.deviations.push(d);
+            }
+        }
+        self.deviations.sort();
         self.recipe = Some(recipe);
     }
 
@@ -367,6 +373,13 @@ mod tests {
         let mut cfg = TrainConfig { log_py_weight: Some(5.0), ..TrainConfig::default() };
         cfg.apply_recipe(Recipe::ChosenBranch);
         assert_eq!(cfg.log_py_weight, Some(5.0), "an option given on the command line wins");
+        // A recipe's named deviation joins the run's own, once, in the list's order.
+        let mut cfg = TrainConfig { deviations: vec![Deviation::KlWarmupGaussianOnly], ..TrainConfig::default() };
+        cfg.apply_recipe(Recipe::ChosenBranchHeld);
+        cfg.apply_recipe(Recipe::ChosenBranchHeld);
+        assert_eq!(cfg.deviations, [Deviation::KlWarmupGaussianOnly, Deviation::LogPyQyHeld]);
+        assert_eq!(cfg.log_py_weight, Some(3.0));
+        assert!(cfg.objective_deviations().log_py_qy_held);
     }
 
     #[test]

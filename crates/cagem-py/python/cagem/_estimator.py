@@ -146,8 +146,8 @@ class CaGeM(_Base):
         Early stopping after this many evaluations without improvement; evaluate every this many
         epochs; importance samples of those evaluations.
     recipe : str or None
-        A named set of deviations from the paper (``cagem train --help``): "chosen-branch" for
-        CaGeM-N, "spread-clusters" for CaGeM-0; off by default.
+        A named set of deviations from the paper (``cagem train --help``): "chosen-branch" or
+        "chosen-branch-held" for CaGeM-N, "spread-clusters" for CaGeM-0; off by default.
     deviations : sequence of str
         Deviations from the paper's model or objective, by name; none by default.
     log_py_weight : float or None
