@@ -232,7 +232,7 @@ pub struct TrainArgs {
     /// p(y|x) within 2 points of q(y|x) with two seeds, for 0.2–0.3 nats. spread-clusters =
     /// --marginal-entropy-y 1, for CaGeM-0: all 10 clusters used instead of 3, with two seeds and
     /// on the full schedule. chosen-branch-held = chosen-branch with --deviation log-py-qy-held:
-    /// on the full schedule q(y|x) 2–3 points better than chosen-branch's, p(y|x) within 2 points
+    /// on the full schedule q(y|x) 2–4 points better than chosen-branch's, p(y|x) within 2 points
     /// of it. Off by default: the paper's text.
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(Recipe::ALL.map(Recipe::name)))]
     pub recipe: Option<String>,

@@ -22,7 +22,7 @@ pub enum Recipe {
     SpreadClusters,
     /// `--log-py-weight 3 --deviation log-py-qy-held`: chosen-branch with q(y|z1,x)'s weights
     /// held constant in the two extra copies, so they train z2 and p(y|z2) but not q (issue 28,
-    /// docs/runs/cagem100-lpw3-held: on the paper's full schedule q(y|x) 2–3.4 points better
+    /// docs/runs/cagem100-lpw3-held: on the paper's full schedule q(y|x) 1.8–4.4 points better
     /// than chosen-branch's from epoch 20 on, p(y|x) within 2 points of it; at reduced scale it
     /// meets chosen-branch's criteria with two seeds).
     #[serde(rename = "chosen-branch-held")]
