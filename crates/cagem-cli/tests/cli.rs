@@ -183,6 +183,11 @@ fn events(run: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A run's config.json.
+fn run_config(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+}
+
 /// The README's resume example: `--resume` takes the run's configuration, so only --out and what
 /// changes need typing; what contradicts the run is listed and refused; --lr may change.
 #[test]
@@ -200,8 +205,7 @@ fn resume_takes_the_runs_configuration() {
     assert_eq!(recs.iter().map(|v| v["epoch"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
     // The run's own n_train (60 images, batch 20: 3 steps per epoch) and warm-up were kept.
     assert_eq!(recs[1]["steps"], 6);
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cfg = run_config(&run);
     assert_eq!(cfg["train"]["n_train"], 60);
     assert_eq!(cfg["train"]["warmup"], 3.0);
     assert_eq!(cfg["train"]["epochs"], 2);
@@ -250,8 +254,7 @@ fn resume_takes_the_runs_configuration() {
     assert_eq!(ev[1]["threads"], 1);
     assert_eq!(ev[2]["changes"]["lr"]["from"], 0.001);
     assert_eq!(ev[2]["changes"]["lr"]["to"], 0.0005);
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cfg = run_config(&run);
     assert_eq!(cfg["train"]["lr"], 0.0005);
     let h = cfg["history"].as_array().unwrap();
     assert_eq!(h.len(), 3, "{h:?}");
@@ -275,13 +278,10 @@ fn deviations_are_named_saved_and_kept_on_resume() {
     let o = cagem(&train_args(d, r, &flags));
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).1.contains("DEVIATIONS from the paper: no-skip-x-z2, kl-warmup-gaussian-only"), "{:?}", text(&o));
-    let cfg = |run: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
-    };
-    assert_eq!(cfg(&dev)["train"]["deviations"], serde_json::json!(["kl-warmup-gaussian-only"]));
-    assert_eq!(cfg(&dev)["model"]["skip_x_to_z2"], false);
-    assert_eq!(cfg(&paper)["model"]["skip_x_to_z2"], true);
-    assert!(cfg(&paper)["train"].get("deviations").is_none(), "the paper's run lists deviations");
+    assert_eq!(run_config(&dev)["train"]["deviations"], serde_json::json!(["kl-warmup-gaussian-only"]));
+    assert_eq!(run_config(&dev)["model"]["skip_x_to_z2"], false);
+    assert_eq!(run_config(&paper)["model"]["skip_x_to_z2"], true);
+    assert!(run_config(&paper)["train"].get("deviations").is_none(), "the paper's run lists deviations");
     // Without the skip connection q(z2|·) has no weights from x: 784 × 16 (--q-hidden 16,8) fewer.
     let count = |o: &Output| -> u64 {
         let e = text(o).1;
@@ -313,19 +313,16 @@ fn a_recipe_fills_in_its_deviations_is_saved_and_kept_and_yields_to_explicit_opt
     let o = cagem(&train_args(d, n, &["--n-train", "60", "--recipe", "chosen-branch"]));
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).1.contains("DEVIATIONS from the paper (recipe chosen-branch): log-py-weight 3"), "{:?}", text(&o));
-    let cfg = |run: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
-    };
-    assert_eq!(cfg(&named)["train"]["recipe"], "chosen-branch");
-    assert_eq!(cfg(&named)["train"]["log_py_weight"], 3.0);
+    assert_eq!(run_config(&named)["train"]["recipe"], "chosen-branch");
+    assert_eq!(run_config(&named)["train"]["log_py_weight"], 3.0);
     let o = cagem(&train_args(d, m, &["--n-train", "60", "--recipe", "chosen-branch", "--log-py-weight", "5"]));
     assert!(o.status.success(), "{:?}", text(&o));
-    assert_eq!(cfg(&mixed)["train"]["log_py_weight"], 5.0, "the explicit option lost to the recipe");
+    assert_eq!(run_config(&mixed)["train"]["log_py_weight"], 5.0, "the explicit option lost to the recipe");
     // A resume keeps the recipe without being told, and refuses one that would change the run.
     let o = cagem(&["train", "--out", n, "--resume", "--epochs", "2"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).1.contains("recipe chosen-branch"), "the resume forgot the recipe: {:?}", text(&o));
-    assert_eq!(cfg(&named)["train"]["recipe"], "chosen-branch");
+    assert_eq!(run_config(&named)["train"]["recipe"], "chosen-branch");
     let plain = tmp.path().join("plain");
     assert!(cagem(&train_args(d, plain.to_str().unwrap(), &["--n-train", "60"])).status.success());
     fails_with(
@@ -342,7 +339,7 @@ fn a_recipe_fills_in_its_deviations_is_saved_and_kept_and_yields_to_explicit_opt
     ));
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).1.contains("(recipe spread-clusters): marginal-entropy-y 1"), "{:?}", text(&o));
-    let t = &cfg(&spread)["train"];
+    let t = &run_config(&spread)["train"];
     assert_eq!((t["recipe"].as_str(), t["marginal_entropy_y"].as_f64()), (Some("spread-clusters"), Some(1.0)));
     assert!(t["log_py_weight"].is_null(), "{t}");
     // A recipe with a named deviation adds it to the run's list, and a resume keeps it.
@@ -352,7 +349,7 @@ fn a_recipe_fills_in_its_deviations_is_saved_and_kept_and_yields_to_explicit_opt
     assert!(o.status.success(), "{:?}", text(&o));
     let said = "(recipe chosen-branch-held): log-py-qy-held, log-py-weight 3";
     assert!(text(&o).1.contains(said), "{:?}", text(&o));
-    assert_eq!(cfg(&held)["train"]["deviations"], serde_json::json!(["log-py-qy-held"]));
+    assert_eq!(run_config(&held)["train"]["deviations"], serde_json::json!(["log-py-qy-held"]));
     let o = cagem(&["train", "--out", h, "--resume", "--epochs", "2"]);
     assert!(o.status.success() && text(&o).1.contains(said), "{:?}", text(&o));
 }
@@ -779,14 +776,12 @@ fn precision_contract() {
     let r = run.to_str().unwrap();
     let o = cagem(&train_args(d, r, &["--precision", "bf16"]));
     assert!(o.status.success(), "bf16 train failed: {:?}", text(&o));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cfg = run_config(&run);
     assert_eq!(cfg["train"]["precision"], "bf16");
     // (train_args runs --quiet, so the configuration, not the start-up line, says what ran.)
     let o = cagem(&train_args(d, r, &["--resume", "--epochs", "2"]));
     assert!(o.status.success(), "bf16 resume failed: {:?}", text(&o));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cfg = run_config(&run);
     assert_eq!(cfg["train"]["precision"], "bf16", "resume did not keep bf16");
     // A resume may change the arithmetic (it rounds the same products differently, the model and
     // objective are unchanged); the change is recorded.
@@ -794,8 +789,7 @@ fn precision_contract() {
     assert!(o.status.success(), "resume to f32: {:?}", text(&o));
     let resume = events(&run).into_iter().last().unwrap();
     assert_eq!(resume["changes"]["precision"], serde_json::json!({"from": "bf16", "to": "f32"}));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cfg = run_config(&run);
     assert_eq!(cfg["train"]["precision"], "f32");
     for (extra, want) in [(None, "f32"), (Some("bf16"), "bf16")] {
         let mut a = vec!["eval", "--run", r, "--k", "2", "--n-test", "5", "--json"];

@@ -340,12 +340,10 @@ impl TrainConfig {
         if self.marginal_entropy_y.is_none() {
             self.marginal_entropy_y = recipe.marginal_entropy_y();
         }
-        for &d in recipe.deviations() {
-            if !self.deviations.contains(&d) {
-                self.deviations.push(d);
-            }
-        }
+        // Kept sorted and without repeats, as the command line's list is.
+        self.deviations.extend_from_slice(recipe.deviations());
         self.deviations.sort();
+        self.deviations.dedup();
         self.recipe = Some(recipe);
     }
 

@@ -114,6 +114,14 @@ fn weights(temperature: f64, deviations: ObjectiveDeviations) -> LossWeights {
     LossWeights { temperature, alpha: ALPHA, deviations }
 }
 
+/// Asserts two gradients equal to 1e-12 (relative), element by element.
+fn assert_close(a: &[f64], p: &[f64], what: &str) {
+    assert_eq!(a.len(), p.len(), "{what}");
+    for (a, p) in a.iter().zip(p) {
+        assert!((a - p).abs() <= 1e-12 * (1.0 + p.abs()), "{what}: {a} vs {p}");
+    }
+}
+
 /// Names of the parameters whose gradient differs between two outcomes.
 fn moved(model: &Cagem<f64>, a: &Outcome, b: &Outcome) -> Vec<String> {
     model.store.ids().filter(|id| a.1[id.0] != b.1[id.0]).map(|id| model.store.entry(id).name.clone()).collect()
@@ -139,12 +147,6 @@ fn log_py_qy_held_keeps_the_values_and_gives_q_the_papers_gradient() {
     let b = batch();
     let mut model = Cagem::<f64>::new(tiny_config(), 4, &Device::Cpu);
     let d = ObjectiveDeviations::default();
-    let close = |a: &[f64], p: &[f64], what: &str| {
-        assert_eq!(a.len(), p.len(), "{what}");
-        for (a, p) in a.iter().zip(p) {
-            assert!((a - p).abs() <= 1e-12 * (1.0 + p.abs()), "{what}: {a} vs {p}");
-        }
-    };
     for reweighting in [
         ObjectiveDeviations { log_py_weight: Some(3.0), ..d },
         // W·(1 − u) − 1 = 0.5 of the q-weighted sum beside the uniform share (u = 0.5).
@@ -161,7 +163,7 @@ fn log_py_qy_held_keeps_the_values_and_gives_q_the_papers_gradient() {
             let get = |o: &Outcome| o.1[id.0].clone().unwrap_or_default();
             if name.starts_with("q_y") {
                 // q(y|z1,x) is where the weights come from: its gradient is the paper's.
-                close(&get(&held), &get(&paper), name);
+                assert_close(&get(&held), &get(&paper), name);
             } else if name.starts_with("q_z1") && model.store.entry(id).trainable {
                 // z1 reaches the loss through q(y|z1,x) as well as through z2: only the first
                 // path is held, so q(z1|x)'s gradient is neither the paper's nor the free one's.
@@ -169,7 +171,7 @@ fn log_py_qy_held_keeps_the_values_and_gives_q_the_papers_gradient() {
             } else {
                 // Every other network gets the reweighted objective's gradient (checked against
                 // finite differences in new_deviations_match_finite_differences).
-                close(&get(&held), &get(&free), name);
+                assert_close(&get(&held), &get(&free), name);
             }
         }
     }
@@ -223,10 +225,7 @@ fn each_deviation_moves_what_it_names_and_nothing_else() {
             continue;
         }
         let (a, p) = (all_grad.1[id.0].clone().unwrap_or_default(), paper.1[id.0].clone().unwrap_or_default());
-        assert_eq!(a.len(), p.len(), "{name}");
-        for (a, p) in a.iter().zip(&p) {
-            assert!((a - p).abs() <= 1e-12 * (1.0 + p.abs()), "hp-grad-all moved {name}: {a} vs {p}");
-        }
+        assert_close(&a, &p, &format!("hp-grad-all moved {name}"));
         if !name.starts_with("q_y") {
             assert_eq!(all_grad.1[id.0], paper.1[id.0], "hp-grad-all moved {name}");
         }
